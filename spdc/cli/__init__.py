@@ -1,0 +1,1 @@
+"""Click command tree: `spdc recipe validate|show`, `spdc finetune`, `spdc eval`."""

@@ -1,0 +1,53 @@
+"""What every command shares: the --json flag, --set overrides, and turning SpdcError into an exit code."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from spdc.console import print_json, stderr
+from spdc.errors import SpdcError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override a recipe value, typed by the schema (repeatable), e.g. --set teacher.finetune.epochs=1.",
+)
+
+
+def quiet_libraries() -> None:
+    """Silence transformers' load reports and tqdm bars; spdc prints its own progress."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def handle_errors(command: F) -> F:
+    """Expected failures print a one-paragraph message (JSON under --json) and exit with their own code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SpdcError as exc:
+            if kwargs.get("json_output"):
+                print_json({"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}})
+            else:
+                stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise SystemExit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            stderr.print("[bold yellow]interrupted[/]: resume with --resume from the last checkpoint")
+            raise SystemExit(130) from None
+
+    return wrapper  # type: ignore[return-value]

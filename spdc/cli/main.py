@@ -1,0 +1,24 @@
+"""Entry point of the `spdc` console script."""
+
+from __future__ import annotations
+
+import click
+
+from spdc import __version__
+from spdc.cli.recipe_cmd import recipe_group
+from spdc.cli.train_cmd import eval_command, finetune_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="spdc")
+def cli() -> None:
+    """spdc: compress fine-tuned BERT-class classifiers with Sparse Progressive Distillation.
+
+    Exit codes: 0 ok, 1 other error, 2 bad recipe or usage, 3 data error, 4 checkpoint error,
+    5 model load error, 130 interrupted.
+    """
+
+
+cli.add_command(recipe_group)
+cli.add_command(finetune_command)
+cli.add_command(eval_command)

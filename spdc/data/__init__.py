@@ -1,0 +1,1 @@
+"""Data: reading task files, validating rows, resolving sources, tokenising into dynamically padded batches."""

@@ -1,0 +1,144 @@
+"""Where a split's rows come from. GLUE resolution order: task.data_dir, then $SPDC_DATA_DIR/glue/<TASK>/, then the
+hub through `datasets` (only when the hub answers). When all fail, the error lists every place tried and how to
+provide the data. Custom tasks read the files named in the recipe."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from spdc.data.examples import LabelSpec, SplitData, build_examples
+from spdc.data.readers import detect_format, read_rows
+from spdc.errors import DataError
+from spdc.recipe import TaskConfig
+from spdc.tasks import ColumnSpec, TaskSpec, get_task
+
+DATA_DIR_ENV = "SPDC_DATA_DIR"
+
+
+def task_spec(config: TaskConfig) -> TaskSpec:
+    """The registry entry of a GLUE task, or one built from a custom task's recipe section."""
+    if config.name != "custom":
+        return get_task(config.name)
+    assert config.columns is not None and config.train_file is not None and config.dev_file is not None
+    columns = ColumnSpec(text=config.columns.text, text_pair=config.columns.text_pair, label=config.columns.label)
+    default_metrics = ("pearson", "spearman") if config.regression else ("accuracy",)
+    metrics = tuple(config.metrics or default_metrics)
+    return TaskSpec(
+        name="custom",
+        glue_dir="",
+        local_columns=columns,
+        hub_columns=columns,
+        label_names=None if config.regression else tuple(config.labels or ()),
+        metrics=metrics,
+        main_metric=metrics[0],
+        splits={"train": (str(config.train_file), ""), "dev": (str(config.dev_file), "")},
+    )
+
+
+def hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
+    """Cheap check before `datasets` spends ~20 s retrying an unreachable hub. Honours HF_*_OFFLINE."""
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(variable, "").lower() in ("1", "true", "yes"):
+            return False, f"{variable} is set"
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return False, f"cannot reach {host}:{port} ({exc.strerror or exc})"
+    return True, ""
+
+
+def _local_candidates(config: TaskConfig, spec: TaskSpec, filename: str) -> list[tuple[str, Path | None, str]]:
+    """(label, file or None, why-not) for each local place in resolution order."""
+    candidates: list[tuple[str, Path | None, str]] = []
+    if config.data_dir is not None:
+        candidates.append(("task.data_dir", config.data_dir / filename, ""))
+    else:
+        candidates.append(("task.data_dir", None, "not set"))
+    env_dir = os.environ.get(DATA_DIR_ENV)
+    if env_dir:
+        candidates.append((f"${DATA_DIR_ENV}", Path(env_dir) / "glue" / spec.glue_dir / filename, ""))
+    else:
+        candidates.append((f"${DATA_DIR_ENV}", None, "not set"))
+    return candidates
+
+
+def _load_from_hub(config: TaskConfig, spec: TaskSpec, hub_split: str, labels: LabelSpec) -> SplitData:
+    import datasets  # slow import; only needed online
+
+    dataset = datasets.load_dataset(spec.hub_dataset, spec.hub_config, split=hub_split)
+    source = f"hub {spec.hub_dataset}/{spec.hub_config} [{hub_split}]"
+    rows = ((index, dict(row)) for index, row in enumerate(dataset, start=1))
+    return build_examples(
+        rows,
+        columns=spec.hub_columns,
+        labels=labels,
+        source=source,
+        row_word="row",
+        drop_bad_rows=config.drop_bad_rows,
+        limit=_limit(config, hub_split == "train"),
+    )
+
+
+def _limit(config: TaskConfig, is_train: bool) -> int | None:
+    return config.max_train_samples if is_train else config.max_eval_samples
+
+
+def load_split(config: TaskConfig, split: str) -> SplitData:
+    """Load and validate one split ('train', 'dev', or an MNLI dev split) of the recipe's task."""
+    spec = task_spec(config)
+    if split not in spec.splits:
+        raise DataError(f"task {spec.name} has no split {split!r}; it has {', '.join(spec.splits)}")
+    filename, hub_split = spec.splits[split]
+    labels = LabelSpec(spec.label_names)
+    is_train = split == "train"
+
+    if spec.name == "custom":
+        path = Path(filename)
+        fmt = detect_format(path, config.format)
+        return build_examples(
+            read_rows(path, fmt),
+            columns=spec.local_columns,
+            labels=labels,
+            source=str(path),
+            row_word="row" if fmt == "json" else "line",  # a JSON array is counted by element
+            drop_bad_rows=config.drop_bad_rows,
+            limit=_limit(config, is_train),
+        )
+
+    tried: list[str] = []
+    for label, path, why_not in _local_candidates(config, spec, filename):
+        if path is None:
+            tried.append(f"{label}: {why_not}")
+        elif not path.is_file():
+            tried.append(f"{label}: {path} does not exist")
+        else:
+            return build_examples(
+                read_rows(path, "tsv", header=spec.headerless_columns),
+                columns=spec.local_columns,
+                labels=labels,
+                source=str(path),
+                drop_bad_rows=config.drop_bad_rows,
+                limit=_limit(config, is_train),
+            )
+    online, why_offline = hub_reachable()
+    if online:
+        try:
+            return _load_from_hub(config, spec, hub_split, labels)
+        except DataError:
+            raise
+        except Exception as exc:  # datasets raises many unrelated types for network/cache failures
+            tried.append(f"hub {spec.hub_dataset}/{spec.hub_config}: {type(exc).__name__}: {exc}")
+    else:
+        tried.append(f"hub {spec.hub_dataset}/{spec.hub_config}: offline ({why_offline})")
+    places = "\n  ".join(f"{index}. {entry}" for index, entry in enumerate(tried, start=1))
+    raise DataError(
+        f"no data for task {spec.name} split {split!r}. Tried, in order:\n  {places}\n"
+        f"Provide it by setting ${DATA_DIR_ENV} to a folder containing glue/{spec.glue_dir}/{filename} "
+        f"(the original GLUE TSV layout), or task.data_dir in the recipe to the folder holding {filename}, "
+        "or run with network access to the Hugging Face hub."
+    )

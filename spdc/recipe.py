@@ -1,0 +1,222 @@
+"""Recipe schema: typed, strict (unknown keys are errors) and round-trippable (`spdc recipe show` output loads back).
+
+A recipe names a task, a teacher model and how to fine-tune it. The SPD sections (student, pruning, grafting,
+distillation, stages, export, bench) are added beside `teacher` as optional top-level keys, so every recipe
+written against this schema stays valid as the schema grows; `version` guards incompatible changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from spdc.errors import RecipeError
+from spdc.metrics import METRICS
+from spdc.tasks import GLUE_TASKS, canonical_task_name
+
+
+class StrictModel(BaseModel):
+    """Base for every recipe section: unknown keys are rejected so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+SectionT = TypeVar("SectionT", bound=StrictModel)
+
+
+class ColumnMapping(StrictModel):
+    """Which columns (or JSON keys) of a custom data file hold the texts and the label."""
+
+    text: str
+    text_pair: str | None = None
+    label: str
+
+
+class TaskConfig(StrictModel):
+    """The task and where its data comes from: a GLUE task name, or `custom` with files and a column mapping."""
+
+    name: str = Field(description="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte) or 'custom'.")
+    data_dir: Path | None = Field(
+        None, description="GLUE: folder holding this task's train.tsv/dev.tsv; tried before $SPDC_DATA_DIR and the hub."
+    )
+    train_file: Path | None = Field(None, description="custom: training file (csv, tsv, json or jsonl).")
+    dev_file: Path | None = Field(None, description="custom: evaluation file.")
+    format: Literal["auto", "csv", "tsv", "json", "jsonl"] = Field(
+        "auto", description="custom: file format; auto picks it from the file extension."
+    )
+    columns: ColumnMapping | None = Field(None, description="custom: column mapping (text, text_pair, label).")
+    labels: list[str] | None = Field(None, description="custom classification: label names, in index order.")
+    regression: bool = Field(False, description="custom: the label is a real number (one output).")
+    metrics: list[str] | None = Field(None, description="custom: metrics to report; the first selects the best checkpoint.")
+    max_seq_length: PositiveInt = Field(128, description="Truncate tokenised inputs to this many tokens.")
+    max_train_samples: PositiveInt | None = Field(None, description="Use only the first N training rows.")
+    max_eval_samples: PositiveInt | None = Field(None, description="Use only the first N evaluation rows.")
+    drop_bad_rows: bool = Field(False, description="Skip invalid rows (and report how many) instead of failing.")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> TaskConfig:
+        if self.name == "custom":
+            missing = [key for key in ("train_file", "dev_file", "columns") if getattr(self, key) is None]
+            if missing:
+                raise ValueError(f"a custom task needs {', '.join(missing)}")
+            if self.regression == bool(self.labels):
+                raise ValueError("a custom task needs either `labels` (classification) or `regression: true`")
+            unknown = [name for name in self.metrics or [] if name not in METRICS]
+            if unknown:
+                raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+            return self
+        canonical = canonical_task_name(self.name)
+        if canonical is None:
+            raise ValueError(f"unknown task {self.name!r}; use one of {', '.join(GLUE_TASKS)} or 'custom'")
+        custom_only = [
+            key
+            for key in ("train_file", "dev_file", "columns", "labels", "metrics")
+            if getattr(self, key) is not None
+        ]
+        if custom_only or self.regression:
+            raise ValueError(f"{', '.join(custom_only or ['regression'])} only apply to `name: custom`")
+        self.name = canonical
+        return self
+
+
+class TrainingConfig(StrictModel):
+    """One optimisation schedule. Used for teacher fine-tuning now, and by every SPD stage later."""
+
+    epochs: PositiveInt = Field(4, description="Passes over the training data.")
+    max_steps: PositiveInt | None = Field(None, description="Stop after this many optimizer steps (overrides epochs).")
+    learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of the linear warmup/decay schedule.")
+    batch_size: PositiveInt = Field(32, description="Training batch size.")
+    eval_batch_size: PositiveInt = Field(64, description="Evaluation batch size.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linearly rising learning rate.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this global norm; null disables.")
+    logging_steps: PositiveInt = Field(10, description="Write a train record to metrics.jsonl every N steps.")
+    eval_every_steps: PositiveInt | None = Field(
+        None, description="Evaluate (and checkpoint) every N steps, in addition to the end of every epoch."
+    )
+    train_eval_samples: int = Field(
+        512, ge=0, description="Training rows scored in eval mode at each evaluation (the train metric); 0 disables."
+    )
+
+
+class TeacherConfig(StrictModel):
+    """The model to fine-tune (and, in SPD, to distil from)."""
+
+    model: str = Field("minilm", description="Hub id, local directory, or the alias `minilm` (offline MiniLM-L6).")
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub (off unless you trust it).")
+    finetune: TrainingConfig = Field(
+        default_factory=TrainingConfig, description="Schedule used by `spdc finetune`."
+    )
+
+
+class Recipe(StrictModel):
+    """A whole recipe."""
+
+    version: Literal[1] = Field(1, description="Schema version.")
+    name: str = Field(description="Run name; the default output directory is runs/<name>.")
+    seed: int = Field(42, description="Seed for weights, data order and dropout: same seed, same metrics on CPU.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when present, else CPU.")
+    threads: PositiveInt | None = Field(None, description="CPU threads for torch; null keeps torch's default.")
+    output_dir: Path | None = Field(None, description="Run directory; default runs/<name>.")
+    task: TaskConfig
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+
+    def resolved_output_dir(self) -> Path:
+        return self.output_dir or Path("runs") / self.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def fingerprint(self, *, ignore: tuple[str, ...] = ("output_dir",)) -> str:
+        """Hash of the resolved recipe, used to refuse resuming a run with a different recipe."""
+        data = self.model_dump(mode="json", exclude=set(ignore))
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- loading -------------------------------------------------------------------------------------------------
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+def _format_error(error: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
+    path = ".".join(str(part) for part in (*prefix, *error["loc"])) or "(recipe)"
+    template = _MESSAGES.get(error["type"])
+    message = template.format(**error.get("ctx", {})) if template else error["msg"].removeprefix("Value error, ")
+    if error["type"] not in ("missing", "extra_forbidden") and not isinstance(error.get("input"), dict):
+        message += f", got {error.get('input')!r}"
+    return f"{path}: {message}"
+
+
+def _validated(model: type[SectionT], data: Any, *, source: str, prefix: tuple[str, ...] = ()) -> SectionT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(error, prefix) for error in exc.errors()]
+        raise RecipeError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
+
+
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=value`; the value is parsed as YAML so numbers, booleans and lists get their types."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"--set {override!r}: expected KEY.PATH=VALUE")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"--set {override!r}: value is not valid YAML ({exc})") from exc
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each `a.b.c=value` into the raw recipe mapping; the schema then types and checks the value."""
+    for override in overrides:
+        path, value = parse_override(override)
+        node = data
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"--set {override!r}: {'.'.join(path[: depth + 1])} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def validate_recipe(data: Any, *, source: str) -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    return _validated(Recipe, data, source=f"recipe {source}")
+
+
+def validate_task(data: dict[str, Any]) -> TaskConfig:
+    """Validate a task section built from command-line options, with the same messages as in a recipe."""
+    return _validated(TaskConfig, data, source="task options", prefix=("task",))
+
+
+def load_recipe(path: Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe; any problem raises RecipeError naming the file and key path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"invalid YAML in {path}: {exc}") from None
+    if data is None:
+        data = {}
+    if isinstance(data, dict) and overrides:
+        data = apply_overrides(data, overrides)
+    return validate_recipe(data, source=str(path))

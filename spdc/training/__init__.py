@@ -1,0 +1,1 @@
+"""The training loop shared by teacher fine-tuning and (later) every SPD stage."""
