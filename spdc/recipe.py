@@ -49,7 +49,7 @@ class TaskConfig(StrictModel):
     format: Literal["auto", "csv", "tsv", "json", "jsonl"] = Field(
         "auto", description="custom: file format; auto picks it from the file extension."
     )
-    columns: ColumnMapping | None = Field(None, description="custom: column mapping (text, text_pair, label).")
+    columns: ColumnMapping | None = Field(None, description="custom: which columns hold text, text_pair, label.")
     labels: list[str] | None = Field(None, description="custom classification: label names, in index order.")
     regression: bool = Field(False, description="custom: the label is a real number (one output).")
     metrics: list[str] | None = Field(None, description="custom: metrics to report; the first selects the best checkpoint.")
@@ -124,8 +124,10 @@ class Recipe(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when present, else CPU.")
     threads: PositiveInt | None = Field(None, description="CPU threads for torch; null keeps torch's default.")
     output_dir: Path | None = Field(None, description="Run directory; default runs/<name>.")
-    task: TaskConfig
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    task: TaskConfig = Field(description="The task and where its data comes from.")
+    teacher: TeacherConfig = Field(
+        default_factory=TeacherConfig, description="The model to fine-tune (and, in SPD, to distil from)."
+    )
 
     def resolved_output_dir(self) -> Path:
         return self.output_dir or Path("runs") / self.name

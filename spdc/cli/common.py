@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from rich.table import Table
 
 from spdc.console import print_json, stderr
 from spdc.errors import SpdcError
@@ -51,3 +52,13 @@ def handle_errors(command: F) -> F:
             raise SystemExit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def metrics_table(title: str, metrics: dict[str, float]) -> Table:
+    """A two-column table of metric values; wide enough that the title stays on one line."""
+    table = Table(title=title, min_width=min(len(title), 100))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    return table

@@ -6,7 +6,8 @@ import click
 
 from spdc import __version__
 from spdc.cli.recipe_cmd import recipe_group
-from spdc.cli.train_cmd import eval_command, finetune_command
+from spdc.cli.eval_cmd import eval_command
+from spdc.cli.finetune_cmd import finetune_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -42,3 +42,11 @@ def show_command(file: Path, overrides: tuple[str, ...], json_output: bool) -> N
         print_json(recipe.model_dump(mode="json"))
     else:
         click.echo(recipe.to_yaml(), nl=False)
+
+
+@recipe_group.command("reference")
+def reference_command() -> None:
+    """Print the recipe reference (every key, type, default and constraint) as markdown."""
+    from spdc.recipe_reference import recipe_reference
+
+    click.echo(recipe_reference(), nl=False)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from spdc.data.examples import LabelSpec, SplitData, build_examples
@@ -52,40 +54,21 @@ def hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
     return True, ""
 
 
-def _local_candidates(config: TaskConfig, spec: TaskSpec, filename: str) -> list[tuple[str, Path | None, str]]:
-    """(label, file or None, why-not) for each local place in resolution order."""
-    candidates: list[tuple[str, Path | None, str]] = []
-    if config.data_dir is not None:
-        candidates.append(("task.data_dir", config.data_dir / filename, ""))
-    else:
-        candidates.append(("task.data_dir", None, "not set"))
+def _local_candidates(config: TaskConfig, spec: TaskSpec, filename: str) -> list[tuple[str, Path | None]]:
+    """(where, file) for each local place in resolution order; file is None when that place is not set."""
     env_dir = os.environ.get(DATA_DIR_ENV)
-    if env_dir:
-        candidates.append((f"${DATA_DIR_ENV}", Path(env_dir) / "glue" / spec.glue_dir / filename, ""))
-    else:
-        candidates.append((f"${DATA_DIR_ENV}", None, "not set"))
-    return candidates
+    return [
+        ("task.data_dir", config.data_dir / filename if config.data_dir else None),
+        (f"${DATA_DIR_ENV}", Path(env_dir) / "glue" / spec.glue_dir / filename if env_dir else None),
+    ]
 
 
-def _load_from_hub(config: TaskConfig, spec: TaskSpec, hub_split: str, labels: LabelSpec) -> SplitData:
+def _hub_rows(spec: TaskSpec, hub_split: str) -> tuple[Iterator[tuple[int, dict[str, Any]]], str]:
     import datasets  # slow import; only needed online
 
     dataset = datasets.load_dataset(spec.hub_dataset, spec.hub_config, split=hub_split)
-    source = f"hub {spec.hub_dataset}/{spec.hub_config} [{hub_split}]"
     rows = ((index, dict(row)) for index, row in enumerate(dataset, start=1))
-    return build_examples(
-        rows,
-        columns=spec.hub_columns,
-        labels=labels,
-        source=source,
-        row_word="row",
-        drop_bad_rows=config.drop_bad_rows,
-        limit=_limit(config, hub_split == "train"),
-    )
-
-
-def _limit(config: TaskConfig, is_train: bool) -> int | None:
-    return config.max_train_samples if is_train else config.max_eval_samples
+    return rows, f"hub {spec.hub_dataset}/{spec.hub_config} [{hub_split}]"
 
 
 def load_split(config: TaskConfig, split: str) -> SplitData:
@@ -94,47 +77,39 @@ def load_split(config: TaskConfig, split: str) -> SplitData:
     if split not in spec.splits:
         raise DataError(f"task {spec.name} has no split {split!r}; it has {', '.join(spec.splits)}")
     filename, hub_split = spec.splits[split]
-    labels = LabelSpec(spec.label_names)
-    is_train = split == "train"
+
+    def validated(rows: Iterable[tuple[int, dict[str, Any]]], columns: ColumnSpec, source: str,
+                  row_word: str = "line") -> SplitData:
+        return build_examples(
+            rows, columns=columns, labels=LabelSpec(spec.label_names), source=source, row_word=row_word,
+            drop_bad_rows=config.drop_bad_rows,
+            limit=config.max_train_samples if split == "train" else config.max_eval_samples,
+        )
 
     if spec.name == "custom":
         path = Path(filename)
         fmt = detect_format(path, config.format)
-        return build_examples(
-            read_rows(path, fmt),
-            columns=spec.local_columns,
-            labels=labels,
-            source=str(path),
-            row_word="row" if fmt == "json" else "line",  # a JSON array is counted by element
-            drop_bad_rows=config.drop_bad_rows,
-            limit=_limit(config, is_train),
-        )
+        # A JSON array is counted by element, the other formats by line.
+        return validated(read_rows(path, fmt), spec.local_columns, str(path), "row" if fmt == "json" else "line")
 
     tried: list[str] = []
-    for label, path, why_not in _local_candidates(config, spec, filename):
+    for where, path in _local_candidates(config, spec, filename):
         if path is None:
-            tried.append(f"{label}: {why_not}")
+            tried.append(f"{where}: not set")
         elif not path.is_file():
-            tried.append(f"{label}: {path} does not exist")
+            tried.append(f"{where}: {path} does not exist")
         else:
-            return build_examples(
-                read_rows(path, "tsv", header=spec.headerless_columns),
-                columns=spec.local_columns,
-                labels=labels,
-                source=str(path),
-                drop_bad_rows=config.drop_bad_rows,
-                limit=_limit(config, is_train),
-            )
+            return validated(read_rows(path, "tsv", header=spec.headerless_columns), spec.local_columns, str(path))
     online, why_offline = hub_reachable()
-    if online:
+    if not online:
+        tried.append(f"hub {spec.hub_dataset}/{spec.hub_config}: offline ({why_offline})")
+    else:
         try:
-            return _load_from_hub(config, spec, hub_split, labels)
-        except DataError:
-            raise
+            rows, source = _hub_rows(spec, hub_split)
         except Exception as exc:  # datasets raises many unrelated types for network/cache failures
             tried.append(f"hub {spec.hub_dataset}/{spec.hub_config}: {type(exc).__name__}: {exc}")
-    else:
-        tried.append(f"hub {spec.hub_dataset}/{spec.hub_config}: offline ({why_offline})")
+        else:
+            return validated(rows, spec.hub_columns, source, "row")
     places = "\n  ".join(f"{index}. {entry}" for index, entry in enumerate(tried, start=1))
     raise DataError(
         f"no data for task {spec.name} split {split!r}. Tried, in order:\n  {places}\n"

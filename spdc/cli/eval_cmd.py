@@ -1,4 +1,4 @@
-"""`spdc finetune RECIPE` and `spdc eval MODEL_DIR`."""
+"""`spdc eval MODEL_DIR`: score a model on a task split with the task's official metrics."""
 
 from __future__ import annotations
 
@@ -6,51 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
-from spdc.cli.common import handle_errors, json_option, quiet_libraries, set_option
+from spdc.cli.common import handle_errors, json_option, metrics_table, quiet_libraries
 from spdc.console import print_json, stderr
-from spdc.recipe import TaskConfig, load_recipe
-
-
-def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.4f}")
-    return table
-
-
-@click.command("finetune")
-@click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
-@set_option
-@click.option("--out", "output_dir", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
-@click.option("--resume", is_flag=True, help="Continue the run in the run directory from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
-@json_option
-@handle_errors
-def finetune_command(
-    recipe_file: Path, overrides: tuple[str, ...], output_dir: Path | None, resume: bool, overwrite: bool,
-    json_output: bool,
-) -> None:
-    """Fine-tune the recipe's teacher on its task; writes a run directory with the best model."""
-    recipe = load_recipe(recipe_file, list(overrides))
-    quiet_libraries()
-    from spdc.finetune import FinetuneOptions, finetune
-
-    summary = finetune(
-        recipe, FinetuneOptions(output_dir=output_dir, resume=resume, overwrite=overwrite)
-    )
-    if json_output:
-        print_json({"ok": True, **summary})
-        return
-    for name, info in summary["data"].items():
-        dropped = f", {info['dropped']} bad rows dropped" if info["dropped"] else ""
-        stderr.print(f"{name}: {info['rows']} rows from {info['source']}{dropped}")
-    stderr.print(_metrics_table(f"{summary['task']} {summary['dev_split']} (best step {summary['best_step']})",
-                                summary["dev"]))
-    stderr.print(f"model: {summary['model_dir']}  ({summary['train_seconds']} s training)")
+from spdc.recipe import TaskConfig, load_recipe, validate_task
 
 
 def _model_dir(path: Path) -> Path:
@@ -100,7 +59,7 @@ def eval_command(
     if json_output:
         print_json({"ok": True, **result})
     else:
-        stderr.print(_metrics_table(f"{spec.name} {split_name}: {len(data.examples)} rows from {data.source}", metrics))
+        stderr.print(metrics_table(f"{spec.name} {split_name}: {len(data.examples)} rows from {data.source}", metrics))
 
 
 def _task_config(
@@ -112,8 +71,6 @@ def _task_config(
     if recipe_file is not None:
         base = load_recipe(recipe_file).task
     else:
-        from spdc.recipe import validate_task
-
         base = validate_task({"name": task_name})
     updates: dict[str, Any] = {"max_seq_length": max_seq_length}
     if data_dir is not None:
