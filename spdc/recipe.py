@@ -115,6 +115,74 @@ class TeacherConfig(StrictModel):
     )
 
 
+class StudentConfig(StrictModel):
+    """The student: a copy of the teacher's encoder layers; embeddings, pooler and classifier shared and frozen."""
+
+    num_layers: PositiveInt | None = Field(None, description="Student depth; null copies every teacher layer.")
+    train_embeddings: bool = Field(False, description="Give the student its own trainable embeddings.")
+    train_classifier: bool = Field(False, description="Give the student its own trainable pooler and classifier.")
+
+
+class PruningConfig(StrictModel):
+    """Which units are pruned, by which criterion, on which schedule (over all stages with `prune: true`)."""
+
+    granularity: Literal["unstructured", "structured"] = Field(
+        "unstructured", description="unstructured: single weights (the paper); structured: heads and FFN neurons."
+    )
+    criterion: Literal["magnitude", "first_order"] = Field(
+        "magnitude", description="magnitude: |w|; first_order: accumulated |w * grad| (Taylor importance)."
+    )
+    scope: Literal["local", "global"] = Field(
+        "local", description="local: same sparsity per matrix (unstructured) or per layer (structured); global: ranked across all."
+    )
+    schedule: Literal["cubic", "oneshot"] = Field("cubic", description="cubic: s_f + (s_i - s_f)(1 - t/T)^3.")
+    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="Unstructured sparsity at the start (s_i).")
+    final_sparsity: float = Field(0.9, ge=0, lt=1, description="Unstructured target sparsity (s_f).")
+    head_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of attention heads removed.")
+    neuron_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of FFN neurons removed.")
+    num_updates: PositiveInt = Field(12, description="Mask recomputations, evenly spaced over the pruning stages.")
+
+
+class GraftingConfig(StrictModel):
+    """Probability p that a layer uses its student module at a training step (else the frozen teacher's)."""
+
+    schedule: Literal["constant", "linear", "constant_then_linear"] = Field(
+        "linear", description="constant: p0; linear: p0 to 1 over the stage; constant_then_linear: p0, then to 1."
+    )
+    p0: float = Field(0.5, ge=0, le=1, description="Starting (or constant) probability.")
+    hold_fraction: float = Field(
+        0.5, ge=0, lt=1, description="constant_then_linear: fraction of the stage spent at p0 before the ramp."
+    )
+
+
+class LossWeights(StrictModel):
+    """Weights of the distillation loss parts."""
+
+    hidden: float = Field(1.0, ge=0, description="MSE between hidden states (embedding output and every layer).")
+    attention: float = Field(1.0, ge=0, description="MSE between attention probabilities.")
+    logits: float = Field(1.0, ge=0, description="Soft cross-entropy at the temperature (MSE for regression).")
+    hard_label: float = Field(0.0, ge=0, description="Cross-entropy (MSE for regression) against the labels.")
+
+
+class DistillationConfig(StrictModel):
+    """How the student learns from the teacher."""
+
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature of the logit loss.")
+    weights: LossWeights = Field(default_factory=LossWeights, description="Default loss weights of every stage.")
+    layer_map: list[int] | None = Field(
+        None, description="Teacher layer matched by each student layer; null: uniform (student i -> teacher (i+1)*T/S-1)."
+    )
+
+
+class StageConfig(TrainingConfig):
+    """One compression stage: its own schedule (the lr decay restarts per stage), pruning, grafting and losses."""
+
+    name: str = Field(description="Stage name shown in progress and logs.")
+    prune: bool = Field(False, description="Prune during this stage (the cubic schedule spans all pruning stages).")
+    grafting: GraftingConfig | None = Field(None, description="Grafting schedule; null: every layer is the student's.")
+    loss_weights: LossWeights | None = Field(None, description="Override distillation.weights for this stage.")
+
+
 class Recipe(StrictModel):
     """A whole recipe."""
 
@@ -128,6 +196,13 @@ class Recipe(StrictModel):
     teacher: TeacherConfig = Field(
         default_factory=TeacherConfig, description="The model to fine-tune (and, in SPD, to distil from)."
     )
+    method: Literal["spd", "kd", "magnitude"] = Field(
+        "spd", description="spd: pruning + grafting + distillation; kd: no grafting; magnitude: labels only, no teacher."
+    )
+    student: StudentConfig = Field(default_factory=StudentConfig, description="The student built from the teacher.")
+    pruning: PruningConfig | None = Field(None, description="Pruning; null compresses by distillation alone.")
+    distillation: DistillationConfig = Field(default_factory=DistillationConfig, description="Distillation losses.")
+    stages: list[StageConfig] = Field(default_factory=list, description="Compression stages, run in order.")
 
     def resolved_output_dir(self) -> Path:
         return self.output_dir or Path("runs") / self.name
