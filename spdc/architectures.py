@@ -19,6 +19,7 @@ class ArchitectureMap:
 
     layers: str
     embeddings: str
+    head: tuple[str, ...]  # modules after the encoder (pooler, classifier)
     query: str
     key: str
     value: str
@@ -42,7 +43,9 @@ _BERT_LAYER = {
 }
 
 ARCHITECTURES: dict[str, ArchitectureMap] = {
-    "bert": ArchitectureMap(layers="bert.encoder.layer", embeddings="bert.embeddings", **_BERT_LAYER),
+    "bert": ArchitectureMap(
+        layers="bert.encoder.layer", embeddings="bert.embeddings", head=("bert.pooler", "classifier"), **_BERT_LAYER
+    ),
 }
 
 

@@ -58,6 +58,7 @@ def finetune(recipe: Recipe, options: FinetuneOptions) -> dict[str, Any]:
     if options.resume:
         trainer.resume()
     result = trainer.fit()
+    assert result.best_step is not None
     summary = {
         "run_dir": str(run.path),
         "task": spec.name,
@@ -67,7 +68,7 @@ def finetune(recipe: Recipe, options: FinetuneOptions) -> dict[str, Any]:
         "best_step": result.best_step,
         "dev_split": dev_name,
         "dev": result.best_eval,
-        "steps": result.steps,
+        "steps": result.step,
         "train_seconds": round(result.train_seconds, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "data": {

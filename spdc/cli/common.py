@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from spdc.console import print_json, stderr
@@ -28,10 +29,12 @@ set_option = click.option(
 def quiet_libraries() -> None:
     """Silence transformers' load reports and tqdm bars; spdc prints its own progress."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    disable_progress_bars()
 
 
 def handle_errors(command: F) -> F:
@@ -45,7 +48,7 @@ def handle_errors(command: F) -> F:
             if kwargs.get("json_output"):
                 print_json({"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}})
             else:
-                stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+                stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise SystemExit(exc.exit_code) from None
         except KeyboardInterrupt:
             stderr.print("[bold yellow]interrupted[/]: resume with --resume from the last checkpoint")

@@ -6,6 +6,7 @@ import click
 
 from spdc import __version__
 from spdc.cli.recipe_cmd import recipe_group
+from spdc.cli.compress_cmd import compress_command
 from spdc.cli.eval_cmd import eval_command
 from spdc.cli.finetune_cmd import finetune_command
 
@@ -23,3 +24,4 @@ def cli() -> None:
 cli.add_command(recipe_group)
 cli.add_command(finetune_command)
 cli.add_command(eval_command)
+cli.add_command(compress_command)

@@ -49,6 +49,12 @@ class Pruner:
         self.update_steps = set(next(iter(self.schedules.values())).update_steps())
         self.masks = MaskSet()
         self.current: dict[str, float] = {kind: 0.0 for kind in self.schedules}
+        self.last_update = 0
+
+    @property
+    def finished(self) -> bool:
+        """All mask updates done: the model is at its final sparsity."""
+        return self.last_update >= max(self.update_steps)
 
     def after_backward(self) -> None:
         if self.criterion.needs_gradients:
@@ -59,6 +65,7 @@ class Pruner:
         changed = pruning_step in self.update_steps
         if changed:
             self.update_masks({kind: schedule.sparsity_at(pruning_step) for kind, schedule in self.schedules.items()})
+            self.last_update = pruning_step
         self.apply()
         return changed
 
@@ -130,7 +137,7 @@ class Pruner:
             "weight": self.masks.weight, "bias": self.masks.bias,
             "heads": {str(k): v for k, v in self.masks.heads.items()},
             "neurons": {str(k): v for k, v in self.masks.neurons.items()},
-            "current": self.current, "criterion": self.criterion.state_dict(),
+            "current": self.current, "last_update": self.last_update, "criterion": self.criterion.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -140,4 +147,5 @@ class Pruner:
             neurons={int(k): v for k, v in state["neurons"].items()},
         )
         self.current = dict(state["current"])
+        self.last_update = int(state["last_update"])
         self.criterion.load_state_dict(state["criterion"])

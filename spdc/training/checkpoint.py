@@ -43,6 +43,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class RestoredCheckpoint:
+    progress: TrainerProgress
+    stage: int
+    stage_step: int
+    extra: dict[str, Any]
+
+
 def save_checkpoint(
     directory: Path,
     *,
@@ -51,8 +59,14 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     progress: TrainerProgress,
     fingerprint: str,
+    stage: int = 0,
+    stage_step: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoints/step-N atomically, point `latest` at it, and remove older checkpoints."""
+    """Write checkpoints/step-N atomically, point `latest` at it, and remove older checkpoints.
+
+    `extra` holds a method's own state (masks, criterion accumulators): tensors and plain values only.
+    """
     name = f"step-{progress.step:08d}"
     target = directory / name
     with atomic_directory(target) as tmp:
@@ -62,12 +76,15 @@ def save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "extra": extra or {},
         }
         torch.save(state, tmp / STATE_FILE)
         header = {
             "format": FORMAT_VERSION,
             "fingerprint": fingerprint,
             "progress": asdict(progress),
+            "stage": stage,
+            "stage_step": progress.step if stage_step is None else stage_step,
             "sha256": {file: _sha256(tmp / file) for file in (MODEL_FILE, STATE_FILE)},
         }
         (tmp / HEADER_FILE).write_text(json.dumps(header, indent=2), encoding="utf-8")
@@ -88,6 +105,14 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return target
 
 
+def read_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a checkpoint (stage, step, fingerprint) without loading any tensor."""
+    try:
+        return json.loads((path / HEADER_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: unreadable {HEADER_FILE} ({exc})") from None
+
+
 def load_checkpoint(
     path: Path,
     *,
@@ -95,12 +120,9 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     fingerprint: str,
-) -> TrainerProgress:
+) -> RestoredCheckpoint:
     """Restore everything `save_checkpoint` wrote; any inconsistency is a CheckpointError naming the file."""
-    try:
-        header: dict[str, Any] = json.loads((path / HEADER_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {path}: unreadable {HEADER_FILE} ({exc})") from None
+    header = read_header(path)
     if header.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path}: unsupported format {header.get('format')!r}")
     if header.get("fingerprint") != fingerprint:
@@ -121,5 +143,8 @@ def load_checkpoint(
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return TrainerProgress(**header["progress"])
+    return RestoredCheckpoint(
+        progress=TrainerProgress(**header["progress"]), stage=header["stage"], stage_step=header["stage_step"],
+        extra=state["extra"],
+    )
 

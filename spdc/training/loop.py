@@ -1,8 +1,10 @@
 """The optimisation loop: AdamW, linear warmup/decay, clipping, periodic evaluation, best-model selection by the
 task's main metric, and atomic checkpoints that let a killed run resume to the same result.
 
-Data order is a pure function of (seed, epoch) and dropout draws from the global torch RNG saved in every
+Data order is a pure function of (seed, stage, epoch) and dropout draws from the global torch RNG saved in every
 checkpoint, so a resumed run replays exactly the batches and dropout masks an uninterrupted run would have used.
+Compression methods plug in through `TrainingPlugin` (loss, per-step hooks, extra checkpoint state); one
+Trainer runs one stage, and stages pass their `TrainerProgress` on so best-model tracking spans the run.
 """
 
 from __future__ import annotations
@@ -26,29 +28,55 @@ from spdc.training.evaluation import evaluate
 from spdc.training.schedule import linear_warmup_decay
 
 
+class TrainingPlugin:
+    """What a method adds to the plain loop. The defaults are plain fine-tuning on the labels."""
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, dict]:
+        """Loss to minimise at a 0-based stage step, and named parts to log."""
+        return model(**batch).loss, {}
+
+    def after_backward(self) -> None:
+        """Called between backward and the optimizer step (gradients are available)."""
+
+    def after_step(self, step: int) -> dict[str, float]:
+        """Called after the optimizer step with the 1-based stage step; returns extra fields to log."""
+        return {}
+
+    def best_eligible(self) -> bool:
+        """Whether the current model may become the run's best model (e.g. only at the final sparsity)."""
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict returned."""
+
+
 @dataclass
-class FitResult:
-    best_step: int
-    best_metric: float
-    best_eval: dict[str, Any]
-    steps: int
-    train_seconds: float
+class StagePosition:
+    """Where a stage sits in the run: its index and name, and the global step its step 0 corresponds to."""
+
+    index: int = 0
+    name: str = "train"
+    step_offset: int = 0
 
 
 def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases and normalisation weights (standard BERT practice)."""
-    decay, no_decay = [], []
+    """AdamW groups over trainable parameters: no weight decay on biases and normalisation weights."""
+    decay, no_decay, seen = [], [], set()
     for module in model.modules():
         for name, parameter in module.named_parameters(recurse=False):
-            if not parameter.requires_grad:
+            if not parameter.requires_grad or id(parameter) in seen:
                 continue
+            seen.add(id(parameter))
             is_norm = isinstance(module, torch.nn.LayerNorm)
             (no_decay if is_norm or name == "bias" else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 class Trainer:
-    """Fine-tunes `model` on `train_data`, evaluating on `dev_data`; writes everything into `run`."""
+    """Trains `model` for one stage on `train_data`, evaluating on `dev_data`; writes everything into `run`."""
 
     def __init__(
         self,
@@ -64,6 +92,9 @@ class Trainer:
         device: torch.device,
         seed: int,
         fingerprint: str,
+        plugin: TrainingPlugin | None = None,
+        stage: StagePosition | None = None,
+        progress: TrainerProgress | None = None,
         show_progress: bool = True,
     ) -> None:
         self.model = model.to(device)
@@ -77,6 +108,8 @@ class Trainer:
         self.device = device
         self.seed = seed
         self.fingerprint = fingerprint
+        self.plugin = plugin or TrainingPlugin()
+        self.stage = stage or StagePosition()
         self.show_progress = show_progress
         self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
@@ -86,15 +119,16 @@ class Trainer:
         self.scheduler = linear_warmup_decay(
             self.optimizer, total_steps=self.total_steps, warmup_ratio=config.warmup_ratio
         )
-        self.progress = TrainerProgress()
+        self.progress = progress or TrainerProgress()
+        self.step = 0  # completed steps of this stage
         self._epoch_order: tuple[int, list[int]] | None = None
 
     # -- data order ------------------------------------------------------------------------------------------
     def _batch_indices(self, step: int) -> list[int]:
-        """Indices of the batch for a global step; each epoch is a permutation seeded by (seed, epoch)."""
+        """Indices of the batch for a stage step; each epoch is a permutation seeded by (seed, stage, epoch)."""
         epoch, position = divmod(step, self.steps_per_epoch)
         if self._epoch_order is None or self._epoch_order[0] != epoch:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.stage.index * 1_009 + epoch)
             self._epoch_order = (epoch, torch.randperm(len(self.train_data), generator=generator).tolist())
         order = self._epoch_order[1]
         size = self.config.batch_size
@@ -104,42 +138,55 @@ class Trainer:
         every = self.config.eval_every_steps
         return step % self.steps_per_epoch == 0 or step == self.total_steps or bool(every and step % every == 0)
 
-    # -- loop ------------------------------------------------------------------------------------------------
+    # -- checkpoints -----------------------------------------------------------------------------------------
     def resume(self) -> None:
+        """Restore this stage's latest checkpoint (the caller checked that it belongs to this stage)."""
         checkpoint = latest_checkpoint(self.run.checkpoints_dir)
         if checkpoint is None:
             raise CheckpointError(f"--resume: no checkpoint in {self.run.checkpoints_dir}")
-        self.progress = load_checkpoint(
-            checkpoint,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
+        restored = load_checkpoint(
+            checkpoint, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
             fingerprint=self.fingerprint,
         )
+        self.progress = restored.progress
+        self.step = restored.stage_step
+        self.plugin.load_state_dict(restored.extra)
         self.run.truncate_metrics_after(self.progress.step)
-        stderr.print(f"resumed from {checkpoint} (step {self.progress.step}/{self.total_steps})")
+        stderr.print(f"resumed from {checkpoint} (stage {self.stage.name}, step {self.step}/{self.total_steps})")
 
-    def _train_step(self, step: int) -> float:
+    def _checkpoint(self) -> None:
+        save_checkpoint(
+            self.run.checkpoints_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+            progress=self.progress, fingerprint=self.fingerprint, stage=self.stage.index, stage_step=self.step,
+            extra=self.plugin.state_dict(),
+        )
+
+    # -- loop ------------------------------------------------------------------------------------------------
+    def _train_step(self, step: int) -> tuple[float, dict[str, float]]:
         batch = self.collate([self.train_data[index] for index in self._batch_indices(step)])
         batch = {key: value.to(self.device) for key, value in batch.items()}
-        loss = self.model(**batch).loss
+        loss, parts = self.plugin.loss(self.model, batch, step)
         loss.backward()
+        self.plugin.after_backward()
         if self.config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in self.optimizer.param_groups for p in group["params"]], self.config.max_grad_norm
+            )
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return float(loss.detach()), parts
 
-    def _evaluate(self, step: int) -> None:
+    def _evaluate(self, global_step: int, stage_fields: dict[str, float]) -> None:
         config = self.config
         dev = evaluate(
             self.model, self.dev_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
             device=self.device, description="dev", show_progress=self.show_progress,
         )
         record: dict[str, Any] = {
-            "kind": "eval", "step": step, "epoch": step / self.steps_per_epoch,
-            "time_s": round(self.progress.train_seconds, 2), "dev": dev,
+            "kind": "eval", "stage": self.stage.name, "step": global_step,
+            "epoch": self.step / self.steps_per_epoch, "time_s": round(self.progress.train_seconds, 2),
+            **stage_fields, "dev": dev,
         }
         if config.train_eval_samples:
             record["train"] = evaluate(
@@ -149,51 +196,52 @@ class Trainer:
             )
         self.run.append_metrics(record)
         score = dev[self.task.main_metric]
-        if self.progress.best_metric is None or score > self.progress.best_metric:
-            self.progress.best_metric, self.progress.best_step, self.progress.best_eval = score, step, dev
+        progress = self.progress
+        improved = progress.best_metric is None or score > progress.best_metric
+        if self.plugin.best_eligible() and improved:
+            progress.best_metric, progress.best_step, progress.best_eval = score, global_step, dev
             with atomic_directory(self.run.model_dir) as tmp:
                 save_classifier(self.model, self.tokenizer, tmp)
         train_part = f", train {record['train'][self.task.main_metric]:.4f}" if "train" in record else ""
-        stderr.print(
-            f"step {step}: dev {self.task.main_metric} {score:.4f}{train_part} "
-            f"(best {self.progress.best_metric:.4f} @ {self.progress.best_step})"
-        )
-        save_checkpoint(
-            self.run.checkpoints_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-            progress=self.progress, fingerprint=self.fingerprint,
-        )
+        best = f"best {progress.best_metric:.4f} @ {progress.best_step}" if progress.best_step else "no best yet"
+        stderr.print(f"{self.stage.name} step {global_step}: dev {self.task.main_metric} {score:.4f}{train_part} "
+                     f"({best})", markup=False, highlight=False)
+        self._checkpoint()
 
-    def fit(self) -> FitResult:
+    def fit(self) -> TrainerProgress:
+        """Run the stage's remaining steps; returns the run-wide progress (best model so far)."""
         self.model.train()
         window: list[float] = []
+        parts_window: dict[str, list[float]] = {}
+        seconds_before = self.progress.train_seconds
         started = time.perf_counter()
-        train_seconds_before = self.progress.train_seconds
-        progress = progress_bar()
-        progress.disable = not self.show_progress
-        with progress:
-            bar = progress.add_task(
-                "train", total=self.total_steps, completed=self.progress.step, status=""
-            )
-            for step in range(self.progress.step, self.total_steps):
-                window.append(self._train_step(step))
-                done = step + 1
-                self.progress.step = done
-                self.progress.train_seconds = train_seconds_before + time.perf_counter() - started
+        progress_display = progress_bar()
+        progress_display.disable = not self.show_progress
+        with progress_display:
+            bar = progress_display.add_task(self.stage.name, total=self.total_steps, completed=self.step, status="")
+            for step in range(self.step, self.total_steps):
+                loss, parts = self._train_step(step)
+                self.step = done = step + 1
+                global_step = self.stage.step_offset + done
+                stage_fields = self.plugin.after_step(done)
+                self.progress.step = global_step
+                self.progress.train_seconds = seconds_before + time.perf_counter() - started
+                window.append(loss)
+                for name, value in parts.items():
+                    parts_window.setdefault(name, []).append(value)
                 lr = self.scheduler.get_last_lr()[0]
-                progress.update(bar, advance=1, status=f"loss {window[-1]:.4f} lr {lr:.2e}")
+                shown = " ".join(f"{key} {value:.2f}" for key, value in stage_fields.items())
+                progress_display.update(bar, advance=1, status=f"loss {loss:.4f} lr {lr:.2e} {shown}")
                 if done % self.config.logging_steps == 0 or done == self.total_steps:
                     self.run.append_metrics({
-                        "kind": "train", "step": done, "epoch": done / self.steps_per_epoch,
-                        "time_s": round(self.progress.train_seconds, 2), "loss": sum(window) / len(window), "lr": lr,
+                        "kind": "train", "stage": self.stage.name, "step": global_step,
+                        "epoch": done / self.steps_per_epoch, "time_s": round(self.progress.train_seconds, 2),
+                        "loss": sum(window) / len(window),
+                        **{name: sum(values) / len(values) for name, values in parts_window.items()},
+                        "lr": lr, **stage_fields,
                     })
                     window.clear()
+                    parts_window.clear()
                 if self._is_eval_step(done):
-                    self._evaluate(done)
-        assert self.progress.best_metric is not None and self.progress.best_step is not None
-        return FitResult(
-            best_step=self.progress.best_step,
-            best_metric=self.progress.best_metric,
-            best_eval=self.progress.best_eval or {},
-            steps=self.progress.step,
-            train_seconds=self.progress.train_seconds,
-        )
+                    self._evaluate(global_step, stage_fields)
+        return self.progress
