@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 class RateColumn(ProgressColumn):

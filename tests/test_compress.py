@@ -184,3 +184,11 @@ def test_compress_recipe_rules(compress_recipe, tmp_path: Path) -> None:
                                                     for stage in recipe.stages]})
     with pytest.raises(RecipeError, match="no stage with `prune: true`"):
         compress_module.check_compress_recipe(unpruned)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*spd*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_spd_recipes_pass_compress_rules(path: Path) -> None:
+    recipe = load_recipe(path)
+    compress_module.check_compress_recipe(recipe)
+    assert recipe.pruning is not None and recipe.stages[0].prune and recipe.stages[0].grafting is not None
