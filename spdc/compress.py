@@ -6,21 +6,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from spdc.architectures import architecture_for, encoder_layers, head_size, prunable_linears
 from spdc.atomic import atomic_write_text
-from spdc.data.batching import DynamicPaddingCollator, encode
-from spdc.data.sources import load_split, task_spec
 from spdc.errors import RecipeError
-from spdc.models import load_classifier
+from spdc.pipeline import RunOptions, prepare_run
 from spdc.plots import plot_train_dev
 from spdc.pruning.pruner import EncoderShape, Pruner
 from spdc.recipe import Recipe
-from spdc.run_dir import RunDirectory
-from spdc.runtime import configure_threads, resolve_device, seed_everything
 from spdc.spd import CompressionPlugin
 from spdc.student import OutputRecorder, build_student
 from spdc.training.checkpoint import latest_checkpoint, read_header
@@ -28,14 +22,6 @@ from spdc.training.evaluation import evaluate
 from spdc.training.loop import StagePosition, Trainer
 
 STRUCTURE_FILE = "spdc_structure.json"
-
-
-@dataclass
-class CompressOptions:
-    output_dir: Path | None = None
-    resume: bool = False
-    overwrite: bool = False
-    show_progress: bool = True
 
 
 def check_compress_recipe(recipe: Recipe) -> None:
@@ -58,32 +44,17 @@ def _steps(stage_config: Any, rows: int) -> int:
     return stage_config.max_steps or stage_config.epochs * math.ceil(rows / stage_config.batch_size)
 
 
-def compress(recipe: Recipe, options: CompressOptions) -> dict[str, Any]:
+def compress(recipe: Recipe, options: RunOptions) -> dict[str, Any]:
     check_compress_recipe(recipe)
     started = time.perf_counter()
-    seed_everything(recipe.seed)
-    threads = configure_threads(recipe.threads)
-    device = resolve_device(recipe.device)
-    spec = task_spec(recipe.task)
-    train_split = load_split(recipe.task, "train")
-    dev_name = spec.dev_splits[0]
-    dev_split = load_split(recipe.task, dev_name)
-    loaded = load_classifier(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code)
-    teacher, tokenizer = loaded.model, loaded.tokenizer
+    prepared = prepare_run(recipe, options)
+    spec, device, run, teacher = prepared.spec, prepared.device, prepared.run, prepared.model
     if recipe.method != "magnitude":
         teacher.set_attn_implementation("eager")  # attention probabilities are a distillation target
     arch = architecture_for(teacher)
     student, layer_map = build_student(teacher, arch, recipe.student, recipe.distillation.layer_map)
     teacher.to(device)
-
-    run = RunDirectory.prepare(
-        options.output_dir or recipe.resolved_output_dir(), recipe, resume=options.resume, overwrite=options.overwrite
-    )
-    environment = run.write_environment(device.type, threads)
-    max_len = recipe.task.max_seq_length
-    train_data = encode(train_split.examples, tokenizer, max_len)
-    dev_data = encode(dev_split.examples, tokenizer, max_len)
-    collate = DynamicPaddingCollator(tokenizer, regression=spec.is_regression)
+    train_data, dev_data, collate = prepared.train_data, prepared.dev_data, prepared.collate
     teacher_dev = evaluate(teacher, dev_data, spec, collate=collate, batch_size=recipe.stages[0].eval_batch_size,
                            device=device, description="teacher dev", show_progress=options.show_progress)
 
@@ -114,7 +85,7 @@ def compress(recipe: Recipe, options: CompressOptions) -> dict[str, Any]:
         )
         if index >= resume_stage:
             trainer = Trainer(
-                model=student, tokenizer=tokenizer, task=spec, train_data=train_data, dev_data=dev_data,
+                model=student, tokenizer=prepared.tokenizer, task=spec, train_data=train_data, dev_data=dev_data,
                 collate=collate, config=stage, run=run, device=device, seed=recipe.seed, fingerprint=fingerprint,
                 plugin=plugin, stage=StagePosition(index, stage.name, offset), progress=progress,
                 show_progress=options.show_progress,
@@ -130,20 +101,21 @@ def compress(recipe: Recipe, options: CompressOptions) -> dict[str, Any]:
     structure: dict[str, Any] = {"layer_map": layer_map, "method": recipe.method}
     if pruner is not None:
         structure.update(granularity=recipe.pruning.granularity if recipe.pruning else None,
-                         sparsity=pruner.sparsity_report(), flops=pruner.flops(max_len))
+                         sparsity=pruner.sparsity_report(), flops=pruner.flops(recipe.task.max_seq_length))
     if progress.best_step is not None:
         atomic_write_text(run.model_dir / STRUCTURE_FILE, json.dumps(structure, indent=2) + "\n")
     main = spec.main_metric
     student_dev = progress.best_eval or {}
     summary = {
         "run_dir": str(run.path), "task": spec.name, "method": recipe.method, "teacher": recipe.teacher.model,
-        "main_metric": main, "dev_split": dev_name, "teacher_dev": teacher_dev, "student_dev": student_dev,
+        "main_metric": main, "dev_split": prepared.dev_name, "teacher_dev": teacher_dev, "student_dev": student_dev,
         "retained": (student_dev[main] / teacher_dev[main]) if student_dev and teacher_dev[main] else None,
         "best_step": progress.best_step, "steps": progress.step,
         "parameters": _parameter_counts(linears),
         "structure": structure,
         "train_seconds": round(progress.train_seconds, 1), "wall_seconds": round(time.perf_counter() - started, 1),
-        "environment": environment, "model_dir": str(run.model_dir) if progress.best_step else None,
+        "data": prepared.data_summary(), "environment": prepared.environment,
+        "model_dir": str(run.model_dir) if progress.best_step else None,
     }
     run.write_summary(summary)
     plot_train_dev(run.read_metrics(), main, run.path / "train_dev.png", title=f"{recipe.name}: {spec.name} {main}")

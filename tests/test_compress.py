@@ -11,9 +11,11 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
 import spdc.compress as compress_module
+import spdc.pipeline as pipeline_module
 from spdc.architectures import architecture_for, encoder_layers
 from spdc.cli.main import cli
-from spdc.compress import CompressOptions, compress
+from spdc.compress import compress
+from spdc.pipeline import RunOptions
 from spdc.errors import RecipeError
 from spdc.recipe import GraftingConfig, LossWeights, StageConfig, StudentConfig, load_recipe
 from spdc.spd import CompressionPlugin
@@ -72,7 +74,7 @@ def test_each_method_end_to_end(compress_recipe, tmp_path: Path, method: str) ->
 def test_structured_run_reports_kept_units_and_flops(compress_recipe, tmp_path: Path) -> None:
     recipe = compress_recipe("spd", "{granularity: structured, head_sparsity: 0.5, neuron_sparsity: 0.5, "
                                     "criterion: first_order, num_updates: 2}")
-    summary = compress(load_recipe(recipe), CompressOptions(output_dir=tmp_path / "s", show_progress=False))
+    summary = compress(load_recipe(recipe), RunOptions(output_dir=tmp_path / "s", show_progress=False))
     sparsity = summary["structure"]["sparsity"]
     assert sparsity["kept_heads"] == {0: 2, 1: 2}
     assert summary["structure"]["flops"]["reduction"] > 0.4
@@ -80,7 +82,7 @@ def test_structured_run_reports_kept_units_and_flops(compress_recipe, tmp_path: 
 
 def test_teacher_stays_frozen(compress_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     captured = {}
-    original = compress_module.load_classifier
+    original = pipeline_module.load_classifier
 
     def spy(*args, **kwargs):
         loaded = original(*args, **kwargs)
@@ -88,8 +90,8 @@ def test_teacher_stays_frozen(compress_recipe, tmp_path: Path, monkeypatch: pyte
         captured["before"] = copy.deepcopy(loaded.model.state_dict())
         return loaded
 
-    monkeypatch.setattr(compress_module, "load_classifier", spy)
-    compress(load_recipe(compress_recipe()), CompressOptions(output_dir=tmp_path / "r", show_progress=False))
+    monkeypatch.setattr(pipeline_module, "load_classifier", spy)
+    compress(load_recipe(compress_recipe()), RunOptions(output_dir=tmp_path / "r", show_progress=False))
     after = captured["model"].state_dict()
     assert all(torch.equal(captured["before"][key], after[key]) for key in after)
     assert not any(parameter.requires_grad for parameter in captured["model"].parameters())
@@ -150,7 +152,7 @@ def test_distillation_parts_start_at_zero_for_an_identical_student(tiny_model_di
 
 def test_compress_resume_matches_uninterrupted(compress_recipe, tmp_path: Path, monkeypatch) -> None:
     recipe = load_recipe(compress_recipe())
-    compress(recipe, CompressOptions(output_dir=tmp_path / "a", show_progress=False))
+    compress(recipe, RunOptions(output_dir=tmp_path / "a", show_progress=False))
     original = Trainer._train_step
     counter = {"steps": 0}
 
@@ -162,11 +164,11 @@ def test_compress_resume_matches_uninterrupted(compress_recipe, tmp_path: Path, 
 
     monkeypatch.setattr(Trainer, "_train_step", dying)
     with pytest.raises(KeyboardInterrupt):
-        compress(recipe, CompressOptions(output_dir=tmp_path / "b", show_progress=False))
+        compress(recipe, RunOptions(output_dir=tmp_path / "b", show_progress=False))
     monkeypatch.setattr(Trainer, "_train_step", original)
     header = json.loads(next((tmp_path / "b" / "checkpoints").glob("step-*/checkpoint.json")).read_text())
     assert (header["stage"], header["stage_step"], header["progress"]["step"]) == (1, 3, 11)
-    resumed = compress(recipe, CompressOptions(output_dir=tmp_path / "b", resume=True, show_progress=False))
+    resumed = compress(recipe, RunOptions(output_dir=tmp_path / "b", resume=True, show_progress=False))
     a, b = load_file(str(tmp_path / "a" / "model" / "model.safetensors")), load_file(
         str(tmp_path / "b" / "model" / "model.safetensors"))
     assert all(torch.equal(a[key], b[key]) for key in a)

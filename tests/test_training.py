@@ -8,14 +8,15 @@ import torch
 from safetensors.torch import load_file
 
 from spdc.errors import CheckpointError, SpdcError
-from spdc.finetune import FinetuneOptions, finetune
+from spdc.finetune import finetune
+from spdc.pipeline import RunOptions
 from spdc.recipe import load_recipe
 from spdc.training.loop import Trainer
 from spdc.training.schedule import linear_warmup_decay
 
 
 def run(recipe_path: Path, overrides: list[str] | None = None, **options: object) -> dict:
-    return finetune(load_recipe(recipe_path, overrides), FinetuneOptions(show_progress=False, **options))
+    return finetune(load_recipe(recipe_path, overrides), RunOptions(show_progress=False, **options))
 
 
 def weights(model_dir: Path) -> dict[str, torch.Tensor]:

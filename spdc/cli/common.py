@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,17 @@ set_option = click.option(
     metavar="KEY.PATH=VALUE",
     help="Override a recipe value, typed by the schema (repeatable), e.g. --set teacher.finetune.epochs=1.",
 )
+
+
+def run_directory_options(command: F) -> F:
+    """--out, --resume and --overwrite, shared by every command that writes a run directory."""
+    for option in reversed([
+        click.option("--out", "output_dir", type=click.Path(path_type=Path), help="Run directory (default runs/<name>)."),
+        click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing run directory."),
+    ]):
+        command = option(command)
+    return command
 
 
 def quiet_libraries() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from spdc.cli.common import handle_errors, json_option, quiet_libraries, set_option
+from spdc.cli.common import handle_errors, json_option, run_directory_options, quiet_libraries, set_option
 from spdc.console import print_json, stderr
 from spdc.recipe import load_recipe
 
@@ -15,9 +15,7 @@ from spdc.recipe import load_recipe
 @click.command("compress")
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
 @set_option
-@click.option("--out", "output_dir", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
-@click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint (masks and schedules too).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@run_directory_options
 @json_option
 @handle_errors
 def compress_command(
@@ -27,10 +25,11 @@ def compress_command(
     """Compress the recipe's fine-tuned teacher (method spd, kd or magnitude) stage by stage."""
     recipe = load_recipe(recipe_file, list(overrides))
     quiet_libraries()
-    from spdc.compress import CompressOptions, check_compress_recipe, compress
+    from spdc.compress import check_compress_recipe, compress
+    from spdc.pipeline import RunOptions
 
     check_compress_recipe(recipe)
-    summary = compress(recipe, CompressOptions(output_dir=output_dir, resume=resume, overwrite=overwrite))
+    summary = compress(recipe, RunOptions(output_dir=output_dir, resume=resume, overwrite=overwrite))
     if json_output:
         print_json({"ok": True, **summary})
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from spdc.cli.common import handle_errors, json_option, metrics_table, quiet_libraries, set_option
+from spdc.cli.common import handle_errors, json_option, run_directory_options, metrics_table, quiet_libraries, set_option
 from spdc.console import print_json, stderr
 from spdc.recipe import load_recipe
 
@@ -14,9 +14,7 @@ from spdc.recipe import load_recipe
 @click.command("finetune")
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
 @set_option
-@click.option("--out", "output_dir", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
-@click.option("--resume", is_flag=True, help="Continue the run in the run directory from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@run_directory_options
 @json_option
 @handle_errors
 def finetune_command(
@@ -26,10 +24,11 @@ def finetune_command(
     """Fine-tune the recipe's teacher on its task; writes a run directory with the best model."""
     recipe = load_recipe(recipe_file, list(overrides))
     quiet_libraries()
-    from spdc.finetune import FinetuneOptions, finetune
+    from spdc.finetune import finetune
+    from spdc.pipeline import RunOptions
 
     summary = finetune(
-        recipe, FinetuneOptions(output_dir=output_dir, resume=resume, overwrite=overwrite)
+        recipe, RunOptions(output_dir=output_dir, resume=resume, overwrite=overwrite)
     )
     if json_output:
         print_json({"ok": True, **summary})
