@@ -34,8 +34,11 @@ def check_compress_recipe(recipe: Recipe) -> None:
     if recipe.pruning is not None and not any(stage.prune for stage in recipe.stages):
         problems.append("stages: the recipe has a pruning section but no stage with `prune: true`")
     grafted = [i for i, stage in enumerate(recipe.stages) if stage.grafting is not None]
-    if grafted and recipe.student.num_layers is not None and recipe.distillation.layer_map is None:
-        problems.append(f"stages.{grafted[0]}.grafting: grafting needs the student to keep the teacher's depth")
+    reshaped = recipe.student.num_layers is not None or recipe.distillation.layer_map is not None
+    if recipe.method == "spd" and grafted and reshaped:
+        problems.append(f"stages.{grafted[0]}.grafting: grafting swaps layer i of the student and the teacher, so "
+                        "it needs a student with every teacher layer (student.num_layers and "
+                        "distillation.layer_map null)")
     if problems:
         raise RecipeError(f"invalid recipe for compress ({recipe.name}):\n  " + "\n  ".join(problems))
 

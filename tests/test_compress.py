@@ -194,3 +194,15 @@ def test_shipped_spd_recipes_pass_compress_rules(path: Path) -> None:
     recipe = load_recipe(path)
     compress_module.check_compress_recipe(recipe)
     assert recipe.pruning is not None and recipe.stages[0].prune and recipe.stages[0].grafting is not None
+
+
+def test_shallower_student_with_layer_map(compress_recipe, tmp_path: Path) -> None:
+    recipe = load_recipe(compress_recipe("kd"), ["student.num_layers=1"])
+    summary = compress(recipe, RunOptions(output_dir=tmp_path / "shallow", show_progress=False))
+    assert summary["structure"]["layer_map"] == [1]  # the last teacher layer
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "shallow" / "model")
+    assert model.config.num_hidden_layers == 1
+    with pytest.raises(RecipeError, match="grafting swaps layer i"):
+        compress(load_recipe(compress_recipe("spd"), ["student.num_layers=1"]),
+                 RunOptions(output_dir=tmp_path / "bad", show_progress=False))
+    assert not (tmp_path / "bad").exists()  # rejected before anything was written
