@@ -11,6 +11,7 @@ from typing import Any
 from spdc.architectures import architecture_for, encoder_layers, head_size, prunable_linears
 from spdc.atomic import atomic_write_text
 from spdc.errors import RecipeError
+from spdc.finetune import finetune
 from spdc.pipeline import RunOptions, prepare_run
 from spdc.plots import plot_train_dev
 from spdc.pruning.pruner import EncoderShape, Pruner
@@ -47,9 +48,25 @@ def _steps(stage_config: Any, rows: int) -> int:
     return stage_config.max_steps or stage_config.epochs * math.ceil(rows / stage_config.batch_size)
 
 
+def with_finetuned_teacher(recipe: Recipe, options: RunOptions) -> Recipe:
+    """When `teacher.finetuned` is false, fine-tune the teacher first (or reuse/resume that run) into
+    <run dir>-teacher and point the recipe at its model."""
+    if recipe.teacher.finetuned:
+        return recipe
+    out = options.output_dir or recipe.resolved_output_dir()
+    teacher_dir = out.with_name(f"{out.name}-teacher")
+    if not (teacher_dir / "summary.json").is_file():
+        resumable = (teacher_dir / "checkpoints" / "latest").is_file()
+        finetune(recipe, RunOptions(output_dir=teacher_dir, resume=resumable, overwrite=not resumable,
+                                    show_progress=options.show_progress))
+    teacher = recipe.teacher.model_copy(update={"model": str(teacher_dir / "model"), "finetuned": True})
+    return recipe.model_copy(update={"teacher": teacher})
+
+
 def compress(recipe: Recipe, options: RunOptions) -> dict[str, Any]:
     check_compress_recipe(recipe)
     started = time.perf_counter()
+    recipe = with_finetuned_teacher(recipe, options)
     prepared = prepare_run(recipe, options)
     spec, device, run, teacher = prepared.spec, prepared.device, prepared.run, prepared.model
     if recipe.method != "magnitude":

@@ -110,6 +110,10 @@ class TeacherConfig(StrictModel):
 
     model: str = Field("minilm", description="Hub id, local directory, or the alias `minilm` (offline MiniLM-L6).")
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off unless you trust it).")
+    finetuned: bool = Field(
+        True, description="compress: `model` is already fine-tuned on the task; false fine-tunes it first "
+        "(with `finetune`) into <run dir>-teacher."
+    )
     finetune: TrainingConfig = Field(
         default_factory=TrainingConfig, description="Schedule used by `spdc finetune`."
     )

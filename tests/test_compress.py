@@ -206,3 +206,12 @@ def test_shallower_student_with_layer_map(compress_recipe, tmp_path: Path) -> No
         compress(load_recipe(compress_recipe("spd"), ["student.num_layers=1"]),
                  RunOptions(output_dir=tmp_path / "bad", show_progress=False))
     assert not (tmp_path / "bad").exists()  # rejected before anything was written
+
+
+def test_teacher_fine_tuned_first_when_asked(compress_recipe, tmp_path: Path) -> None:
+    recipe = load_recipe(compress_recipe("kd"), ["teacher.finetuned=false", "teacher.finetune.epochs=1",
+                                                "teacher.finetune.learning_rate=2e-3"])
+    summary = compress(recipe, RunOptions(output_dir=tmp_path / "run", show_progress=False))
+    teacher_summary = json.loads((tmp_path / "run-teacher" / "summary.json").read_text())
+    assert summary["teacher"] == str(tmp_path / "run-teacher" / "model")
+    assert summary["teacher_dev"]["accuracy"] == pytest.approx(teacher_summary["dev"]["accuracy"])
