@@ -87,7 +87,8 @@ def compress(recipe: Recipe, options: RunOptions) -> dict[str, Any]:
     stage_steps = [_steps(stage, len(train_data)) for stage in recipe.stages]
     pruning_total = sum(steps for steps, stage in zip(stage_steps, recipe.stages, strict=True) if stage.prune)
     pruner = Pruner(recipe.pruning, linears, shape, pruning_total) if recipe.pruning else None
-    recorder = OutputRecorder(arch, [teacher, student], [encoder_layers(teacher, arch), student_layers])
+    teacher_layers = encoder_layers(teacher, arch)
+    recorder = OutputRecorder(arch, [teacher, student], [teacher_layers, student_layers])
 
     resume_stage = 0
     if options.resume:
@@ -97,13 +98,13 @@ def compress(recipe: Recipe, options: RunOptions) -> dict[str, Any]:
     offset = pruning_offset = 0
     fingerprint = recipe.fingerprint()
     for index, (stage, steps) in enumerate(zip(recipe.stages, stage_steps, strict=True)):
-        plugin = CompressionPlugin(
-            method=recipe.method, stage=stage, stage_index=index, stage_steps=steps,
-            distillation=recipe.distillation, teacher=teacher, teacher_layers=encoder_layers(teacher, arch),
-            student_layers=student_layers, layers_path=arch.layers, layer_map=layer_map, recorder=recorder,
-            regression=spec.is_regression, pruner=pruner, pruning_offset=pruning_offset, seed=recipe.seed,
-        )
-        if index >= resume_stage:
+        if index >= resume_stage:  # stages before the checkpoint's are done; their state is in the checkpoint
+            plugin = CompressionPlugin(
+                method=recipe.method, stage=stage, stage_index=index, stage_steps=steps,
+                distillation=recipe.distillation, teacher=teacher, teacher_layers=teacher_layers,
+                student_layers=student_layers, layers_path=arch.layers, layer_map=layer_map, recorder=recorder,
+                regression=spec.is_regression, pruner=pruner, pruning_offset=pruning_offset, seed=recipe.seed,
+            )
             trainer = Trainer(
                 model=student, tokenizer=prepared.tokenizer, task=spec, train_data=train_data, dev_data=dev_data,
                 collate=collate, config=stage, run=run, device=device, seed=recipe.seed, fingerprint=fingerprint,
