@@ -2,7 +2,8 @@
 identical budget per method, plus structured SPD, from the MiniLM-L6 teachers of benchmarks/teacher_baselines.py.
 Writes docs/results/spd-minilm.md from the run summaries (runs that already have a summary are not redone).
 
-Usage: python benchmarks/spd_minilm.py --tasks mrpc rte --sparsities 50 70 90 --seeds 42 43 [--runs-dir runs/spd]
+Usage: python benchmarks/spd_minilm.py --tasks mrpc rte --sparsities 50 70 90 --seeds 42 43 [--methods spd kd]
+       [--no-structured] [--runs-dir runs/spd]
 Each run is `spdc compress recipes/minilm-<task>-spd<S>.yaml --set method=<m> --set seed=<seed> --out ...`.
 """
 
@@ -48,14 +49,15 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "rte"])
     parser.add_argument("--sparsities", nargs="+", type=int, default=[50, 70, 90])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--structured", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/spd"))
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results" / "spd-minilm.md")
     args = parser.parse_args()
     rows, commands = [], []
     for task in args.tasks:
-        configs = [(f"minilm-{task}-spd{s}", method, f"{s}%") for s in args.sparsities for method in METHODS]
-        if args.structured:
+        configs = [(f"minilm-{task}-spd{s}", method, f"{s}%") for s in args.sparsities for method in args.methods]
+        if args.structured and "spd" in args.methods:
             configs.append((f"minilm-{task}-spd-structured", "spd", "structured"))
         for recipe_name, method, label in configs:
             results = []
