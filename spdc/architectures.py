@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 ROLES = ("query", "key", "value", "attention_output", "intermediate", "output")
@@ -90,7 +89,3 @@ def encoder_flops_per_token(
         total += 2 * 2 * seq_len * attention_width  # scores and weighted sum of values
         total += 2 * 2 * hidden * neurons  # intermediate and output
     return total
-
-
-def count_nonzero(tensor: torch.Tensor) -> int:
-    return int(torch.count_nonzero(tensor))

@@ -1,1 +1,1 @@
-"""Click command tree: `spdc recipe validate|show`, `spdc finetune`, `spdc eval`."""
+"""Click command tree: `spdc recipe validate|show|reference`, `spdc finetune`, `spdc eval`, `spdc compress`."""
