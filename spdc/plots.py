@@ -19,12 +19,12 @@ def plot_train_dev(records: list[dict[str, Any]], metric: str, path: Path, *, ti
     axis.plot(steps, [record["dev"][metric] for record in evals], marker="o", label=f"dev {metric}")
     if evals and "train" in evals[0]:
         axis.plot(steps, [record["train"][metric] for record in evals], marker="s", label=f"train {metric} (eval mode)")
-    stages: dict[str, int] = {}
-    for record in evals:
-        stages.setdefault(record.get("stage", ""), record["step"])
-    for name, first in list(stages.items())[1:]:
-        axis.axvline(first, color="grey", linestyle=":", linewidth=1)
-        axis.annotate(name, (first, axis.get_ylim()[0]), fontsize=8, color="grey")
+    stage_ends: dict[str, int] = {}  # last step of each stage, in order: the boundaries between stages
+    for record in records:
+        stage_ends[record.get("stage", "")] = max(stage_ends.get(record.get("stage", ""), 0), record["step"])
+    for (name, _), end in zip(list(stage_ends.items())[1:], list(stage_ends.values())[:-1], strict=True):
+        axis.axvline(end, color="grey", linestyle=":", linewidth=1)
+        axis.annotate(f" {name}", (end, axis.get_ylim()[0]), fontsize=8, color="grey")
     axis.set_xlabel("step")
     axis.set_ylabel(metric)
     axis.set_title(title)
