@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from spdc.architectures import architecture_for, encoder_layers, head_size, prunable_linears
+from spdc.architectures import architecture_for, encoder_layers, prunable_linears
 from spdc.models import load_classifier
 from spdc.pruning.pruner import EncoderShape, Pruner
 from spdc.recipe import DistillationConfig, GraftingConfig, PruningConfig, StageConfig, StudentConfig
@@ -45,11 +45,8 @@ def main() -> None:
     arch = architecture_for(teacher)
     student, layer_map = build_student(teacher, arch, StudentConfig(), None)
     student_layers, teacher_layers = encoder_layers(student, arch), encoder_layers(teacher, arch)
-    config = student.config
-    shape = EncoderShape(config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
-                         head_size(config), config.intermediate_size)
     pruner = Pruner(PruningConfig(final_sparsity=0.9, schedule="oneshot"), prunable_linears(student_layers, arch),
-                    shape, total_steps=1)
+                    EncoderShape.of(student.config), total_steps=1)
     pruner.after_step(1)
     plugin = CompressionPlugin(
         method="spd", stage=StageConfig(name="s", prune=False, grafting=GraftingConfig(schedule="constant", p0=0.5)),

@@ -8,7 +8,7 @@ import math
 import time
 from typing import Any
 
-from spdc.architectures import architecture_for, encoder_layers, head_size, prunable_linears
+from spdc.architectures import architecture_for, encoder_layers, prunable_linears
 from spdc.atomic import atomic_write_text
 from spdc.errors import RecipeError
 from spdc.finetune import finetune
@@ -80,10 +80,7 @@ def compress(recipe: Recipe, options: RunOptions) -> dict[str, Any]:
 
     student_layers = encoder_layers(student, arch)
     linears = prunable_linears(student_layers, arch)
-    config = student.config
-    shape = EncoderShape(num_layers=len(student_layers), hidden=config.hidden_size,
-                         num_heads=config.num_attention_heads, head_dim=head_size(config),
-                         intermediate=config.intermediate_size)
+    shape = EncoderShape.of(student.config)
     stage_steps = [_steps(stage, len(train_data)) for stage in recipe.stages]
     pruning_total = sum(steps for steps, stage in zip(stage_steps, recipe.stages, strict=True) if stage.prune)
     pruner = Pruner(recipe.pruning, linears, shape, pruning_total) if recipe.pruning else None

@@ -12,6 +12,7 @@ from torch import nn
 
 from spdc.architectures import ArchitectureMap, encoder_layers
 from spdc.distillation import uniform_layer_map
+from spdc.errors import RecipeError
 from spdc.recipe import StudentConfig
 
 
@@ -23,7 +24,7 @@ def build_student(teacher: nn.Module, arch: ArchitectureMap, config: StudentConf
     depth = config.num_layers or len(teacher_layers)
     mapping = layer_map or uniform_layer_map(depth, len(teacher_layers))
     if len(mapping) != depth or not all(0 <= j < len(teacher_layers) for j in mapping):
-        raise ValueError(f"layer_map {mapping} does not fit {depth} student and {len(teacher_layers)} teacher layers")
+        raise RecipeError(f"distillation.layer_map: {mapping} does not fit {depth} student and {len(teacher_layers)} teacher layers")
     student = copy.deepcopy(teacher)
     student.set_submodule(arch.layers, nn.ModuleList([copy.deepcopy(teacher_layers[j]) for j in mapping]))
     student.config.num_hidden_layers = depth

@@ -25,10 +25,9 @@ def compress_command(
     """Compress the recipe's fine-tuned teacher (method spd, kd or magnitude) stage by stage."""
     recipe = load_recipe(recipe_file, list(overrides))
     quiet_libraries()
-    from spdc.compress import check_compress_recipe, compress
+    from spdc.compress import compress  # checks the compress-only rules before writing anything
     from spdc.pipeline import RunOptions
 
-    check_compress_recipe(recipe)
     summary = compress(recipe, RunOptions(output_dir=output_dir, resume=resume, overwrite=overwrite))
     if json_output:
         print_json({"ok": True, **summary})

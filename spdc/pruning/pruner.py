@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spdc.architectures import ROLES, encoder_flops_per_token
+from spdc.architectures import ROLES, encoder_flops_per_token, head_size
 from spdc.pruning.criteria import CRITERIA
 from spdc.pruning.patterns import MaskSet, head_masks, neuron_masks, unstructured_masks
 from spdc.pruning.schedules import SCHEDULES
@@ -26,6 +26,13 @@ class EncoderShape:
     num_heads: int
     head_dim: int
     intermediate: int
+
+    @classmethod
+    def of(cls, config: Any) -> EncoderShape:
+        """The shape of a (student) model from its transformers config."""
+        return cls(num_layers=config.num_hidden_layers, hidden=config.hidden_size,
+                   num_heads=config.num_attention_heads, head_dim=head_size(config),
+                   intermediate=config.intermediate_size)
 
 
 class Pruner:
