@@ -1,6 +1,6 @@
 """Per-architecture module maps: where the encoder layers and their six prunable matrices live.
 
-Pruning, grafting and (later) folding look modules up through this map instead of branching on model types.
+Pruning, grafting and folding look modules up through this map instead of branching on model types.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ class ArchitectureMap:
     intermediate: str
     output: str
     self_attention: str
+    attention: str  # the whole attention block, replaced when folding removes every head of a layer
+    attention_norm: str  # the LayerNorm after the attention block's residual add
+    onnx_model_type: str = "bert"  # the model type onnxruntime's transformer optimizer knows this family as
 
     def role_path(self, role: str) -> str:
         return getattr(self, role)
@@ -39,6 +42,8 @@ _BERT_LAYER = {
     "intermediate": "intermediate.dense",
     "output": "output.dense",
     "self_attention": "attention.self",
+    "attention": "attention",
+    "attention_norm": "attention.output.LayerNorm",
 }
 
 ARCHITECTURES: dict[str, ArchitectureMap] = {

@@ -12,6 +12,7 @@ from spdc.architectures import architecture_for, encoder_layers, prunable_linear
 from spdc.atomic import atomic_write_text
 from spdc.errors import RecipeError
 from spdc.finetune import finetune
+from spdc.folded_model import fold_model_dir
 from spdc.pipeline import RunOptions, prepare_run
 from spdc.plots import plot_train_dev
 from spdc.pruning.pruner import EncoderShape, Pruner
@@ -23,6 +24,7 @@ from spdc.training.evaluation import evaluate
 from spdc.training.loop import StagePosition, Trainer
 
 STRUCTURE_FILE = "spdc_structure.json"
+FOLDED_DIR = "folded"
 
 
 def check_compress_recipe(recipe: Recipe) -> None:
@@ -135,6 +137,8 @@ def compress(recipe: Recipe, options: RunOptions) -> dict[str, Any]:
         "data": prepared.data_summary(), "environment": prepared.environment,
         "model_dir": str(run.model_dir) if progress.best_step else None,
     }
+    if recipe.export.fold and summary["model_dir"]:
+        summary["fold"] = fold_model_dir(run.model_dir, run.path / FOLDED_DIR)
     run.write_summary(summary)
     plot_train_dev(run.read_metrics(), main, run.path / "train_dev.png", title=f"{recipe.name}: {spec.name} {main}")
     return summary

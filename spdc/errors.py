@@ -31,3 +31,16 @@ class ModelLoadError(SpdcError):
     """A model or tokenizer could not be loaded from the given alias, directory or hub id."""
 
     exit_code = 5
+
+
+class ArtifactError(SpdcError):
+    """An export artifact is missing, unreadable, or could not be produced."""
+
+    exit_code = 6
+
+
+class ParityError(SpdcError):
+    """An exported model does not give the same answers as its PyTorch source within the thresholds.
+    The artifact is kept and marked failed in its manifest."""
+
+    exit_code = 7

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spdc.errors import ModelLoadError
+from spdc.folding import STRUCTURE_KEY, FoldedStructure, reshape_to_structure, structure_of
 from spdc.tasks import TaskSpec
 
 MINILM_ALIAS = "minilm"
@@ -43,31 +44,64 @@ class LoadedModel:
     source: str
 
 
-def load_classifier(name: str, task: TaskSpec, *, trust_remote_code: bool = False) -> LoadedModel:
-    """Load a sequence classifier sized for `task` (a fresh head when the checkpoint has none or another size)."""
+def _label_kwargs(task: TaskSpec | None) -> dict[str, Any]:
+    if task is None:
+        return {}
+    kwargs: dict[str, Any] = {"num_labels": task.num_labels}
+    if task.is_regression:
+        kwargs["problem_type"] = "regression"
+    else:
+        kwargs["problem_type"] = "single_label_classification"
+        kwargs["id2label"] = dict(enumerate(task.label_names or ()))
+        kwargs["label2id"] = {label: index for index, label in enumerate(task.label_names or ())}
+    return kwargs
+
+
+def _load_folded(source: Path, config: Any, structure: FoldedStructure) -> Any:
+    """Build the model at its folded shape, then load its safetensors weights; every tensor must fit."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_config(config)
+    reshape_to_structure(model, structure)
+    weights = source / "model.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(f"folded model {source} has no model.safetensors")
+    try:
+        model.load_state_dict(load_file(weights), strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"folded model {source} does not match its {STRUCTURE_KEY}: {exc}") from None
+    return model.eval()
+
+
+def load_classifier(name: str, task: TaskSpec | None, *, trust_remote_code: bool = False) -> LoadedModel:
+    """Load a sequence classifier sized for `task` (a fresh head when the checkpoint has none or another size),
+    or exactly as saved when `task` is None. Folded models are rebuilt at their folded shape."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     source = resolve_model_source(name)
     local = Path(source).is_dir()
     if not local and Path(source).exists():
         raise ModelLoadError(f"model path {source} is not a directory")
-    label_kwargs: dict[str, Any] = {"num_labels": task.num_labels}
-    if task.is_regression:
-        label_kwargs["problem_type"] = "regression"
-    else:
-        label_kwargs["problem_type"] = "single_label_classification"
-        label_kwargs["id2label"] = dict(enumerate(task.label_names or ()))
-        label_kwargs["label2id"] = {label: index for index, label in enumerate(task.label_names or ())}
+    label_kwargs = _label_kwargs(task)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **label_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            config=config,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=True,
-            ignore_mismatched_sizes=True,
-        )
+        structure = structure_of(config)
+        if structure is not None:
+            saved_labels = AutoConfig.from_pretrained(source).num_labels
+            if config.num_labels != saved_labels:
+                raise ModelLoadError(f"folded model {source} has {saved_labels} labels; the task needs "
+                                     f"{config.num_labels}")
+            model = _load_folded(Path(source), config, structure)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                config=config,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=True,
+                ignore_mismatched_sizes=True,
+            )
     except (OSError, ValueError) as exc:
         where = "directory" if local else "hub id (offline? try the alias 'minilm' or a local directory)"
         raise ModelLoadError(f"cannot load model from {where} {source!r}: {exc}") from None

@@ -187,6 +187,31 @@ class StageConfig(TrainingConfig):
     loss_weights: LossWeights | None = Field(None, description="Override distillation.weights for this stage.")
 
 
+class ParityThresholds(StrictModel):
+    """When an exported model counts as giving the same answers as its PyTorch source."""
+
+    atol: float = Field(1e-4, gt=0, description="fp32: largest allowed absolute logit difference.")
+    min_agreement: float = Field(1.0, ge=0, le=1, description="fp32: least fraction of equal top-1 predictions.")
+    max_metric_drop: float = Field(
+        0.005, ge=0, description="int8: largest allowed drop of the task's main metric (0.005 = 0.5 points)."
+    )
+
+
+class ExportConfig(StrictModel):
+    """Folding, ONNX export, optimisation, quantisation and the parity check that follows every export."""
+
+    fold: bool = Field(False, description="Fold the student into a smaller dense model at the end of compress.")
+    opset: int = Field(17, ge=14, le=23, description="ONNX opset.")
+    dynamo: bool = Field(False, description="Use the torch.export-based exporter instead of the TorchScript one.")
+    optimize: Literal["O0", "O1", "O2", "O3"] = Field(
+        "O2", description="O0 none; O1 onnxruntime basic graph rewrites; O2 + transformer fusions; "
+        "O3 + GELU approximation (changes numerics slightly).",
+    )
+    quantize: Literal["none", "dynamic-int8"] = Field("none", description="Dynamic int8 weight quantisation.")
+    samples: PositiveInt | None = Field(None, description="Parity on the first N dev rows; null: the whole split.")
+    parity: ParityThresholds = Field(default_factory=ParityThresholds, description="Parity thresholds.")
+
+
 class Recipe(StrictModel):
     """A whole recipe."""
 
@@ -207,6 +232,7 @@ class Recipe(StrictModel):
     pruning: PruningConfig | None = Field(None, description="Pruning; null compresses by distillation alone.")
     distillation: DistillationConfig = Field(default_factory=DistillationConfig, description="Distillation losses.")
     stages: list[StageConfig] = Field(default_factory=list, description="Compression stages, run in order.")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="Fold, export and parity settings.")
 
     def resolved_output_dir(self) -> Path:
         return self.output_dir or Path("runs") / self.name
@@ -214,8 +240,9 @@ class Recipe(StrictModel):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
-    def fingerprint(self, *, ignore: tuple[str, ...] = ("output_dir",)) -> str:
-        """Hash of the resolved recipe, used to refuse resuming a run with a different recipe."""
+    def fingerprint(self, *, ignore: tuple[str, ...] = ("output_dir", "export")) -> str:
+        """Hash of the resolved recipe, used to refuse resuming a run with a different recipe (export settings
+        do not change training, so they are left out)."""
         data = self.model_dump(mode="json", exclude=set(ignore))
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

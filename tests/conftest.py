@@ -99,3 +99,28 @@ def tiny_recipe(tmp_path: Path, tiny_model_dir: Path, sst2_dir: Path):
         return path
 
     return write
+
+
+STAGES = """stages:
+  - {name: prune, prune: true, epochs: 1, learning_rate: 1.0e-3, batch_size: 32, logging_steps: 2,
+     train_eval_samples: 32, eval_every_steps: 3, grafting: {schedule: linear, p0: 0.5}}
+  - {name: finetune, epochs: 1, learning_rate: 5.0e-4, batch_size: 32, logging_steps: 2, train_eval_samples: 32,
+     eval_every_steps: 3}
+"""
+
+
+@pytest.fixture
+def compress_recipe(tmp_path: Path, tiny_model_dir: Path, sst2_dir: Path):
+    """Write a compress recipe for the tiny BERT on synthetic SST-2 (two short stages); returns the writer."""
+
+    def write(method: str = "spd", pruning: str = "{final_sparsity: 0.5, num_updates: 3}", extra: str = "") -> Path:
+        path = tmp_path / f"{method}.yaml"
+        path.write_text(
+            f"name: tiny-{method}\nseed: 3\ndevice: cpu\ntask: {{name: sst2, data_dir: {sst2_dir}, max_seq_length: 16}}\n"
+            f"teacher: {{model: {tiny_model_dir}}}\nmethod: {method}\npruning: {pruning}\n"
+            f"distillation: {{temperature: 2.0}}\n{extra}{STAGES}",
+            encoding="utf-8",
+        )
+        return path
+
+    return write

@@ -1,1 +1,2 @@
-"""Click command tree: `spdc recipe validate|show|reference`, `spdc finetune`, `spdc eval`, `spdc compress`."""
+"""Click command tree: `spdc recipe validate|show|reference`, `spdc finetune`, `spdc eval`, `spdc compress`,
+`spdc fold`, `spdc export`, `spdc validate`."""

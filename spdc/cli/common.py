@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 from collections.abc import Callable
@@ -39,8 +40,10 @@ def run_directory_options(command: F) -> F:
 
 
 def quiet_libraries() -> None:
-    """Silence transformers' load reports and tqdm bars; spdc prints its own progress."""
+    """Silence transformers' load reports, tqdm bars and onnxruntime tooling warnings; spdc prints its own
+    progress and notes."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger().setLevel(logging.ERROR)
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 

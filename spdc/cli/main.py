@@ -8,7 +8,10 @@ from spdc import __version__
 from spdc.cli.recipe_cmd import recipe_group
 from spdc.cli.compress_cmd import compress_command
 from spdc.cli.eval_cmd import eval_command
+from spdc.cli.export_cmd import export_command
 from spdc.cli.finetune_cmd import finetune_command
+from spdc.cli.fold_cmd import fold_command
+from spdc.cli.validate_cmd import validate_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -17,7 +20,7 @@ def cli() -> None:
     """spdc: compress fine-tuned BERT-class classifiers with Sparse Progressive Distillation.
 
     Exit codes: 0 ok, 1 other error, 2 bad recipe or usage, 3 data error, 4 checkpoint error,
-    5 model load error, 130 interrupted.
+    5 model load error, 6 artifact error, 7 parity failed, 130 interrupted.
     """
 
 
@@ -25,3 +28,6 @@ cli.add_command(recipe_group)
 cli.add_command(finetune_command)
 cli.add_command(eval_command)
 cli.add_command(compress_command)
+cli.add_command(fold_command)
+cli.add_command(export_command)
+cli.add_command(validate_command)
