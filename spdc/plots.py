@@ -1,38 +1,111 @@
-"""PNG plots of a run, drawn with matplotlib's non-interactive backend (no display needed)."""
+"""PNG plots of runs and benchmarks, drawn with matplotlib's non-interactive backend (no display needed).
+Every file is written to a temp name and renamed, so a plot is either complete or absent."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 
-def plot_train_dev(records: list[dict[str, Any]], metric: str, path: Path, *, title: str) -> Path:
-    """Train (eval mode) vs dev metric over global steps: the overfitting gap SPD is meant to narrow."""
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    evals = [record for record in records if record["kind"] == "eval"]
-    steps = [record["step"] for record in evals]
-    figure, axis = plt.subplots(figsize=(7, 4), dpi=120)
-    axis.plot(steps, [record["dev"][metric] for record in evals], marker="o", label=f"dev {metric}")
-    if evals and "train" in evals[0]:
-        axis.plot(steps, [record["train"][metric] for record in evals], marker="s", label=f"train {metric} (eval mode)")
-    stage_ends: dict[str, int] = {}  # last step of each stage, in order: the boundaries between stages
-    for record in records:
-        stage_ends[record.get("stage", "")] = max(stage_ends.get(record.get("stage", ""), 0), record["step"])
-    for (name, _), end in zip(list(stage_ends.items())[1:], list(stage_ends.values())[:-1], strict=True):
-        axis.axvline(end, color="grey", linestyle=":", linewidth=1)
-        axis.annotate(f" {name}", (end, axis.get_ylim()[0]), fontsize=8, color="grey")
-    axis.set_xlabel("step")
-    axis.set_ylabel(metric)
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend()
+    return plt
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    plt = _pyplot()
     figure.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     figure.savefig(tmp)
     plt.close(figure)
     tmp.replace(path)
     return path
+
+
+def stage_boundaries(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(name of the next stage, last step of the previous one) for every stage change, in order."""
+    stage_ends: dict[str, int] = {}
+    for record in records:
+        stage_ends[record.get("stage", "")] = max(stage_ends.get(record.get("stage", ""), 0), record["step"])
+    return [(name, end) for (name, _), end in zip(list(stage_ends.items())[1:], list(stage_ends.values())[:-1],
+                                                  strict=True)]
+
+
+@dataclass
+class Series:
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    style: str = "-"
+
+
+@dataclass
+class Panel:
+    title: str
+    ylabel: str
+    series: list[Series] = field(default_factory=list)
+    xlabel: str = "step"
+    boundaries: list[tuple[str, int]] = field(default_factory=list)
+    log2_x: bool = False  # for batch sizes: log-2 axis, ticks at the data points
+
+
+def plot_panels(panels: list[Panel], path: Path, *, title: str | None = None) -> Path:
+    """Panels side by side, each with its lines, a legend and dotted stage boundaries."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), dpi=110, squeeze=False)
+    for axis, panel in zip(axes[0], panels, strict=True):
+        for series in panel.series:
+            axis.plot(series.x, series.y, series.style, marker="o" if len(series.x) < 30 else None,
+                      markersize=4, label=series.label)
+        for name, end in panel.boundaries:
+            axis.axvline(end, color="grey", linestyle=":", linewidth=1)
+            axis.annotate(f" {name}", (end, 0.02), xycoords=("data", "axes fraction"), fontsize=8, color="grey")
+        if panel.log2_x:
+            ticks = sorted({x for series in panel.series for x in series.x})
+            axis.set_xscale("log", base=2)
+            axis.set_xticks(ticks, [f"{x:g}" for x in ticks])
+        axis.set_title(panel.title, fontsize=10)
+        axis.set_xlabel(panel.xlabel)
+        axis.set_ylabel(panel.ylabel)
+        axis.grid(alpha=0.3)
+        if panel.series:
+            axis.legend(fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    return save_figure(figure, path)
+
+
+def plot_grouped_bars(groups: list[str], bars: dict[str, list[float]], path: Path, *, title: str, ylabel: str,
+                      ymax: float | None = None) -> Path:
+    """One group of bars per x label (e.g. a layer), one bar per key (e.g. a matrix role)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(groups) * max(1, len(bars)) / 2), 4), dpi=110)
+    width = 0.8 / max(1, len(bars))
+    for offset, (label, values) in enumerate(bars.items()):
+        axis.bar([i + offset * width - 0.4 + width / 2 for i in range(len(groups))], values, width, label=label)
+    axis.set_xticks(range(len(groups)), groups)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    if ymax is not None:
+        axis.set_ylim(0, ymax)
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, ncol=min(3, len(bars)))
+    return save_figure(figure, path)
+
+
+def plot_train_dev(records: list[dict[str, Any]], metric: str, path: Path, *, title: str) -> Path:
+    """Train (eval mode) vs dev metric over global steps: the overfitting gap SPD is meant to narrow."""
+    evals = [record for record in records if record["kind"] == "eval"]
+    steps = [record["step"] for record in evals]
+    panel = Panel(title=title, ylabel=metric, boundaries=stage_boundaries(records),
+                  series=[Series(f"dev {metric}", steps, [record["dev"][metric] for record in evals])])
+    if evals and "train" in evals[0]:
+        panel.series.append(Series(f"train {metric} (eval mode)", steps,
+                                   [record["train"][metric] for record in evals], "--"))
+    return plot_panels([panel], path)

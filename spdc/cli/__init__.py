@@ -1,2 +1,2 @@
 """Click command tree: `spdc recipe validate|show|reference`, `spdc finetune`, `spdc eval`, `spdc compress`,
-`spdc fold`, `spdc export`, `spdc validate`."""
+`spdc fold`, `spdc export`, `spdc validate`, `spdc bench`, `spdc report`."""

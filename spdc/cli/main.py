@@ -6,6 +6,8 @@ import click
 
 from spdc import __version__
 from spdc.cli.recipe_cmd import recipe_group
+from spdc.cli.report_cmd import report_command
+from spdc.cli.bench_cmd import bench_command
 from spdc.cli.compress_cmd import compress_command
 from spdc.cli.eval_cmd import eval_command
 from spdc.cli.export_cmd import export_command
@@ -31,3 +33,5 @@ cli.add_command(compress_command)
 cli.add_command(fold_command)
 cli.add_command(export_command)
 cli.add_command(validate_command)
+cli.add_command(bench_command)
+cli.add_command(report_command)
