@@ -3,7 +3,8 @@ identical budget per method, plus structured SPD, from the MiniLM-L6 teachers of
 Writes docs/results/spd-minilm.md from the run summaries (runs that already have a summary are not redone).
 
 Usage: python benchmarks/spd_minilm.py --tasks mrpc rte --sparsities 50 70 90 --seeds 42 43 [--methods spd kd]
-       [--no-structured] [--runs-dir runs/spd]
+       [--no-structured] [--runs-dir runs/spd] [--report-only]
+--report-only writes the table from the runs that have finished and lists the ones that have not.
 Each run is `spdc compress recipes/minilm-<task>-spd<S>.yaml --set method=<m> --set seed=<seed> --out ...`.
 """
 
@@ -24,10 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("spd", "kd", "magnitude")
 
 
-def run(recipe: str, out: Path, overrides: list[str]) -> tuple[dict, str]:
+def run(recipe: str, out: Path, overrides: list[str], *, report_only: bool) -> tuple[dict | None, str]:
     command = ["spdc", "compress", recipe, "--out", str(out), *(f"--set={o}" for o in overrides)]
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text()), shlex.join(command)
+    if report_only:
+        return None, shlex.join(command)
     if (out / "checkpoints" / "latest").is_file():
         command.append("--resume")
     result = subprocess.run([*command, "--json"], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
@@ -44,6 +47,23 @@ def final_gap(summary: dict) -> tuple[float, float]:
     return best["train"][main], best["dev"][main]
 
 
+def schedule(recipe_path: Path) -> str:
+    """The stages of a recipe in words, for the table's header."""
+    from spdc.recipe import load_recipe
+
+    recipe = load_recipe(ROOT / recipe_path)
+    parts = []
+    for stage in recipe.stages:
+        words = [stage.name + ":", f"{stage.max_steps} steps," if stage.max_steps else f"{stage.epochs} epoch(s),",
+                 f"lr {stage.learning_rate:g}, batch {stage.batch_size}"]
+        if stage.prune and recipe.pruning:
+            words.append(f", cubic pruning schedule ({recipe.pruning.num_updates} mask updates)")
+        if stage.grafting:
+            words.append(f", grafting (spd only) {stage.grafting.schedule} from p0 = {stage.grafting.p0}")
+        parts.append(" ".join(words).replace(" ,", ","))
+    return "; ".join(parts) + f"; max length {recipe.task.max_seq_length}."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "rte"])
@@ -53,9 +73,17 @@ def main() -> None:
     parser.add_argument("--structured", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/spd"))
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results" / "spd-minilm.md")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--teachers-dir", type=Path, default=Path("runs/teachers"),
+                        help="Teacher run directories (minilm-<task>/), shown as the dense reference row.")
     args = parser.parse_args()
-    rows, commands = [], []
+    rows, commands, missing = [], [], []
     for task in args.tasks:
+        teacher_summary = args.teachers_dir / f"minilm-{task}" / "summary.json"
+        if teacher_summary.is_file():
+            summary = json.loads(teacher_summary.read_text())
+            summary.update(student_dev=summary["dev"], retained=1.0, structure={})
+            rows.append((task, "0% (teacher)", "fine-tune", [(summary, *final_gap(summary))]))
         configs = [(f"minilm-{task}-spd{s}", method, f"{s}%") for s in args.sparsities for method in args.methods]
         if args.structured and "spd" in args.methods:
             configs.append((f"minilm-{task}-spd-structured", "spd", "structured"))
@@ -63,20 +91,26 @@ def main() -> None:
             results = []
             for seed in args.seeds:
                 out = args.runs_dir / f"{recipe_name}-{method}-s{seed}"
-                summary, command = run(f"recipes/{recipe_name}.yaml", out, [f"method={method}", f"seed={seed}"])
+                summary, command = run(f"recipes/{recipe_name}.yaml", out, [f"method={method}", f"seed={seed}"],
+                                       report_only=args.report_only)
+                if summary is None:
+                    missing.append(command)
+                    continue
                 commands.append(command)
                 results.append((summary, *final_gap(summary)))
                 print(f"{task} {label} {method} seed {seed}: {summary['student_dev']}", flush=True)
-            rows.append((task, label, method, results))
-    env = rows[0][3][0][0]["environment"]
+            if results:
+                rows.append((task, label, method, results))
+    env = next(r[3][0][0]["environment"] for r in rows if "environment" in r[3][0][0])
     lines = [
         "# SPD vs KD vs magnitude pruning on MiniLM-L6 (real GLUE dev)", "",
         f"Date: {dt.date.today().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, device {env['device']}. Versions: torch {env['torch']}, "
         f"transformers {env['transformers']}, spdc {env['spdc']}. Seeds: {args.seeds} ({len(args.seeds)} per row).",
-        "Schedule: the recipes named below (2 epochs prune + graft, 1 epoch fine-tune; identical for every method).",
-        "", "| task | sparsity | method | dev (main) | train (main, eval mode) | train - dev | retained | FLOPs cut | wall min |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        f"Schedule (identical for every method): {schedule(Path(commands[0].split()[2]))}",
+        "", "| task | sparsity | method | dev (main) | dev (all) | train (main, eval mode) | train - dev | retained "
+        "| FLOPs cut | wall min |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for task, label, method, results in rows:
         dev = statistics.mean(r[2] for r in results)
@@ -84,9 +118,14 @@ def main() -> None:
         retained = statistics.mean(r[0]["retained"] for r in results)
         flops = results[0][0]["structure"].get("flops", {}).get("reduction", 0.0)
         wall = statistics.mean(r[0]["wall_seconds"] for r in results) / 60
-        lines.append(f"| {task} | {label} | {method} | {dev * 100:.2f} | {train * 100:.2f} | {(train - dev) * 100:.2f} "
+        every = ", ".join(f"{name} {statistics.mean(r[0]['student_dev'][name] for r in results) * 100:.1f}"
+                          for name in results[0][0]["student_dev"] if name != "loss")
+        lines.append(f"| {task} | {label} | {method} | {dev * 100:.2f} | {every} | {train * 100:.2f} "
+                     f"| {(train - dev) * 100:.2f} "
                      f"| {retained * 100:.1f}% | {flops * 100:.0f}% | {wall:.1f} |")
     lines += ["", "Commands:", "", "```", *commands, "```", ""]
+    if missing:
+        lines += [f"**Not run yet ({len(missing)}):**", "", "```", *missing, "```", ""]
     args.doc.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.doc}")
 

@@ -32,6 +32,7 @@ from spdc.synthetic import model_input_names, synthetic_inputs
 
 SCHEMA = "spdc-bench/1"
 PERCENTILES = (90, 95, 99)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # overlapping lines stay distinguishable
 
 
 def latency_stats(seconds: list[float]) -> dict[str, float]:
@@ -317,13 +318,16 @@ def plot_latency(document: dict[str, Any], path: Path) -> Path:
 
     panels = []
     for seq_len in document["settings"]["seq_lens"]:
-        panel = Panel(title=f"sequence length {seq_len}", ylabel="median latency (ms)", xlabel="batch size",
-                      log2_x=True)
+        panel = Panel(title=f"sequence length {seq_len}", ylabel="median latency (ms, log scale)",
+                      xlabel="batch size", log2_x=True, log_y=True)
         for model in document["models"]:
             cells = [r for r in document["results"] if r["model"] == model["index"] and r["seq_len"] == seq_len]
-            panel.series.append(Series(f"#{model['index']} {model['label']} ({model['engine']} {model['precision']})",
-                                       [c["batch"] for c in cells], [c["latency_ms"]["median"] for c in cells]))
+            panel.series.append(Series(
+                f"#{model['index']} {model['label']} ({model['engine']} {model['precision']})",
+                [c["batch"] for c in cells], [c["latency_ms"]["median"] for c in cells],
+                style="--" if model["engine"] == "torch" else "-", marker=MARKERS[model["index"] % len(MARKERS)]))
         panels.append(panel)
     settings = document["settings"]
     return plot_panels(panels, path, title=f"spdc bench: {settings['provider']}, "
-                                           f"{settings['threads'] or 'default'} threads, {settings['inputs']} inputs")
+                                           f"{settings['threads'] or 'default'} threads, {settings['inputs']} inputs",
+                       legend_below=True)

@@ -22,6 +22,8 @@ from spdc.recipe import ExportConfig, validate_task
 @click.option("--dynamo/--no-dynamo", default=None, help="torch.export-based exporter (default: TorchScript).")
 @click.option("--task", "task_name", help="Task for the parity check when exporting a bare model directory.")
 @click.option("--samples", type=click.IntRange(min=1), help="Parity on the first N dev rows (default: all).")
+@click.option("--fold/--no-fold", "fold_units", default=True, show_default=True,
+              help="Cut pruned heads/neurons out first; --no-fold keeps the full-size masked model (comparisons).")
 @click.option("--validate/--no-validate", default=True, show_default=True, help="Run the parity check.")
 @click.option("--threads", type=click.IntRange(min=1), help="onnxruntime threads for the parity check.")
 @click.option("--out", "output_dir", type=click.Path(path_type=Path),
@@ -30,7 +32,8 @@ from spdc.recipe import ExportConfig, validate_task
 @handle_errors
 def export_command(
     path: Path, onnx_format: bool, opset: int | None, optimize: str | None, quantize: str | None,
-    dynamo: bool | None, task_name: str | None, samples: int | None, validate: bool, threads: int | None,
+    dynamo: bool | None, task_name: str | None, samples: int | None, fold_units: bool, validate: bool,
+    threads: int | None,
     output_dir: Path | None, json_output: bool,
 ) -> None:
     """Export a run (its student, folded) or a model directory to a validated ONNX artifact. Settings come from
@@ -48,7 +51,7 @@ def export_command(
     ) if value is not None}
     settings = ExportConfig.model_validate({**source.settings.model_dump(), **overrides})
     out = output_dir or source.default_output(settings)
-    manifest = export_artifact(source, out, settings, validate=validate, threads=threads,
+    manifest = export_artifact(source, out, settings, validate=validate, fold_units=fold_units, threads=threads,
                                show_progress=not json_output)
     if json_output:
         print_json({"ok": True, "artifact": str(out), "manifest": manifest})
