@@ -165,7 +165,10 @@ def test_compress_recipe_rules(compress_recipe, tmp_path: Path) -> None:
         compress_module.check_compress_recipe(unpruned)
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*spd*.yaml")),
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@pytest.mark.parametrize("path", sorted([*RECIPES.glob("*spd*.yaml"), RECIPES / "demo-minilm-mrpc.yaml"]),
                          ids=lambda p: p.name)
 def test_shipped_spd_recipes_pass_compress_rules(path: Path) -> None:
     recipe = load_recipe(path)
