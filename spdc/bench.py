@@ -117,7 +117,7 @@ def _engine_of(path: Path, engine: str) -> str:
 
 
 def load_bench_model(path: Path, *, engine: str, provider: str, threads: int | None) -> BenchModel:
-    """Open `path` (artifact dir, .onnx file, model dir or run dir) for timing on the resolved provider."""
+    """Open `path` (artifact dir, .onnx file, model dir or run dir) for timing on `provider` (cpu or cuda)."""
     from transformers import AutoConfig, AutoTokenizer
 
     engine = _engine_of(path, engine)
@@ -131,7 +131,8 @@ def load_bench_model(path: Path, *, engine: str, provider: str, threads: int | N
         names = [node.name for node in session.get_inputs()]
         manifest = _manifest_or_none(folder)
         model = BenchModel(
-            label=_label(path), path=path, engine="ort", provider=session.get_providers()[0],
+            label=_label(path), path=path, engine="ort",
+            provider="cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu",
             precision=manifest["export"]["precision"] if manifest else "fp32",
             file_bytes=onnx_file.stat().st_size,
             parameters=manifest["sizes"]["parameters"] if manifest else None,
@@ -169,7 +170,7 @@ def _torch_model(path: Path, provider: str, threads: int | None) -> BenchModel:
     loaded = load_classifier(str(model_dir), None)
     if threads:
         torch.set_num_threads(threads)
-    device = torch.device("cuda" if provider == "CUDAExecutionProvider" else "cpu")
+    device = torch.device("cuda" if provider == "cuda" else "cpu")
     network = loaded.model.eval().to(device)
 
     @torch.inference_mode()
@@ -191,19 +192,24 @@ def _torch_model(path: Path, provider: str, threads: int | None) -> BenchModel:
     )
 
 
-def resolve_bench_provider(provider: str) -> tuple[str, list[str]]:
-    """The provider to use and notes: CUDA asked for but absent is reported and measured on CPU instead."""
-    import onnxruntime as ort
-    import torch
+def resolve_bench_provider(requested: str, engine: str) -> tuple[str, str | None]:
+    """'cuda' or 'cpu' for one engine, and a note when CUDA was asked for but this engine has none here
+    (measured on CPU instead of failing)."""
+    if requested == "cpu":
+        return "cpu", None
+    if engine == "ort":
+        import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    has_cuda = "CUDAExecutionProvider" in available and torch.cuda.is_available()
-    if provider == "cpu" or (provider == "auto" and not has_cuda):
-        return "cpu", []
+        available = ort.get_available_providers()
+        has_cuda, detail = "CUDAExecutionProvider" in available, f"onnxruntime providers: {', '.join(available)}"
+    else:
+        import torch
+
+        has_cuda, detail = torch.cuda.is_available(), f"torch {torch.__version__}: torch.cuda.is_available() False"
     if has_cuda:
-        return "cuda", []
-    return "cpu", [f"CUDA requested but absent here (torch.cuda.is_available() = {torch.cuda.is_available()}, "
-                   f"onnxruntime providers: {', '.join(available)}): measured on CPU"]
+        return "cuda", None
+    note = f"CUDA requested but absent for {engine} here ({detail}): measured on CPU" if requested == "cuda" else None
+    return "cpu", note
 
 
 def bench_inputs(model: BenchModel, *, batch: int, seq_len: int, task: TaskConfig | None) -> dict[str, np.ndarray]:
@@ -238,10 +244,14 @@ class BenchSettings:
 def run_bench(paths: list[Path], settings: BenchSettings,
               on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure every model in every cell, interleaved; returns the JSON document."""
-    provider, notes = resolve_bench_provider(settings.provider)
-    ort_provider = "cuda" if provider == "cuda" else "cpu"
-    models = [load_bench_model(path, engine=settings.engine, provider=ort_provider, threads=settings.threads)
-              for path in paths]
+    models, notes = [], []
+    for path in paths:
+        engine = _engine_of(path, settings.engine)
+        provider, note = resolve_bench_provider(settings.provider, engine)
+        if note and note not in notes:
+            notes.append(note)
+        models.append(load_bench_model(path, engine=engine, provider=provider, threads=settings.threads))
+    provider = "cuda" if any(model.provider == "cuda" for model in models) else "cpu"
     order = interleaved_order(len(models), settings.rounds)
     results, schedule = [], []
     for seq_len in settings.seq_lens:

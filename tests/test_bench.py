@@ -86,16 +86,21 @@ def test_bench_json_schema_and_order(artifacts: tuple[Path, Path], tiny_model_di
     assert (tmp_path / "latency.png").read_bytes()[:8] == PNG
 
 
-def test_bench_reports_missing_cuda_instead_of_failing(artifacts: tuple[Path, Path]) -> None:
+def test_bench_reports_missing_cuda_instead_of_failing(artifacts: tuple[Path, Path], tiny_model_dir: Path) -> None:
+    import onnxruntime
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has CUDA")
-    result = CliRunner().invoke(cli, ["bench", str(artifacts[0]), "--provider", "cuda", "--batch-sizes", "1",
-                                      "--seq-lens", "8", "--warmup-s", "0", "--time-s", "0.01", "--json"])
+    result = CliRunner().invoke(cli, ["bench", str(artifacts[0]), str(tiny_model_dir), "--provider", "cuda",
+                                      "--batch-sizes", "1", "--seq-lens", "8", "--warmup-s", "0", "--time-s", "0.01",
+                                      "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert document["settings"]["provider"] == "cpu" and "CUDA requested but absent" in document["notes"][0]
+    assert document["settings"]["provider"] == "cpu"
+    assert [m["provider"] for m in document["models"]] == ["cpu", "cpu"]
+    assert [note.split(" here")[0] for note in document["notes"]] == [
+        "CUDA requested but absent for ort", "CUDA requested but absent for torch"]
 
 
 def test_bench_with_real_task_sentences(artifacts: tuple[Path, Path], sst2_dir: Path) -> None:
