@@ -15,6 +15,7 @@ import datetime as dt
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,8 +189,8 @@ class ExportSource:
 
 
 def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, validate: bool = True,
-                    fold_units: bool = True, threads: int | None = None, show_progress: bool = True
-                    ) -> dict[str, Any]:
+                    fold_units: bool = True, threads: int | None = None, show_progress: bool = True,
+                    on_step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Build the artifact folder at `out` and return its manifest; raises ParityError (artifact kept, marked
     failed) when parity fails. `fold_units=False` exports a masked model at full size (for comparisons)."""
     if validate and source.task is None:
@@ -203,11 +204,15 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
     precision = "int8" if settings.quantize == "dynamic-int8" else "fp32"
     with atomic_directory(out) as staging, tempfile.TemporaryDirectory() as scratch:
         raw, optimized = Path(scratch) / "raw.onnx", Path(scratch) / "optimized.onnx"
+        on_step(f"exporting with torch.onnx ({'dynamo' if settings.dynamo else 'TorchScript'}, "
+                f"opset {settings.opset})")
         export_to_onnx(model, raw, names, opset=settings.opset, dynamo=settings.dynamo)
+        on_step(f"optimising ({settings.optimize})")
         feeds = synthetic_inputs(names, model.config.vocab_size, batch=3, seq_len=24, seed=1)
         optimization = optimize_graph(raw, optimized, level=settings.optimize, model_type=arch.onnx_model_type,
                                       feeds=feeds, attention=AttentionShape.of(model.config, structure))
         if precision == "int8":
+            on_step("quantising (dynamic int8, per channel)")
             quantize_int8(optimized, staging / ONNX_FILE)
         else:
             optimized.replace(staging / ONNX_FILE)

@@ -51,8 +51,12 @@ def export_command(
     ) if value is not None}
     settings = ExportConfig.model_validate({**source.settings.model_dump(), **overrides})
     out = output_dir or source.default_output(settings)
+    def show_step(step: str) -> None:
+        if not json_output:
+            stderr.print(f"{step}...")
+
     manifest = export_artifact(source, out, settings, validate=validate, fold_units=fold_units, threads=threads,
-                               show_progress=not json_output)
+                               show_progress=not json_output, on_step=show_step)
     if json_output:
         print_json({"ok": True, "artifact": str(out), "manifest": manifest})
         return
