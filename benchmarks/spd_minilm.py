@@ -5,6 +5,7 @@ Writes docs/results/spd-minilm.md from the run summaries (runs that already have
 Usage: python benchmarks/spd_minilm.py --tasks mrpc rte --sparsities 50 70 90 --seeds 42 43 [--methods spd kd]
        [--no-structured] [--runs-dir runs/spd] [--report-only]
 --report-only writes the table from the runs that have finished and lists the ones that have not.
+A row averages every finished seed found in --runs-dir; the doc's hand-written part, from `## Reading` on, is kept.
 Each run is `spdc compress recipes/minilm-<task>-spd<S>.yaml --set method=<m> --set seed=<seed> --out ...`.
 """
 
@@ -21,22 +22,41 @@ import subprocess
 import sys
 from pathlib import Path
 
+from spdc.atomic import atomic_write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("spd", "kd", "magnitude")
+READING = "## Reading"
 
 
-def run(recipe: str, out: Path, overrides: list[str], *, report_only: bool) -> tuple[dict | None, str]:
-    command = ["spdc", "compress", recipe, "--out", str(out), *(f"--set={o}" for o in overrides)]
-    if (out / "summary.json").is_file():
-        return json.loads((out / "summary.json").read_text()), shlex.join(command)
-    if report_only:
-        return None, shlex.join(command)
+def compress_command(recipe_name: str, out: Path, method: str, seed: int) -> list[str]:
+    return ["spdc", "compress", f"recipes/{recipe_name}.yaml", "--out", str(out), f"--set=method={method}",
+            f"--set=seed={seed}"]
+
+
+def run(command: list[str], out: Path) -> dict:
+    """Runs (or resumes) one compression and returns its summary; a failed run stops the whole comparison."""
     if (out / "checkpoints" / "latest").is_file():
-        command.append("--resume")
+        command = [*command, "--resume"]
     result = subprocess.run([*command, "--json"], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
         sys.exit(f"{shlex.join(command)} failed ({result.returncode}):\n{result.stdout}")
-    return json.loads(result.stdout), shlex.join(command)
+    return json.loads(result.stdout)
+
+
+def finished_seeds(runs_dir: Path, recipe_name: str, method: str) -> list[int]:
+    """Every seed of this row that has a summary, so rows average all finished seeds, not only those asked for."""
+    prefix = f"{recipe_name}-{method}-s"
+    return sorted(int(d.name[len(prefix):]) for d in runs_dir.glob(f"{prefix}*")
+                  if d.name[len(prefix):].isdigit() and (d / "summary.json").is_file())
+
+
+def write_keeping_reading(doc: Path, generated: str) -> None:
+    """Writes the generated table, keeping the hand-written analysis (from `READING` on) of the existing doc."""
+    kept = ""
+    if doc.is_file() and READING in (old := doc.read_text(encoding="utf-8")):
+        kept = old[old.index(READING):]
+    atomic_write_text(doc, generated + ("\n" + kept if kept else ""))
 
 
 def final_gap(summary: dict) -> tuple[float, float]:
@@ -88,45 +108,53 @@ def main() -> None:
         if args.structured and "spd" in args.methods:
             configs.append((f"minilm-{task}-spd-structured", "spd", "structured"))
         for recipe_name, method, label in configs:
-            results = []
             for seed in args.seeds:
                 out = args.runs_dir / f"{recipe_name}-{method}-s{seed}"
-                summary, command = run(f"recipes/{recipe_name}.yaml", out, [f"method={method}", f"seed={seed}"],
-                                       report_only=args.report_only)
-                if summary is None:
-                    missing.append(command)
+                if (out / "summary.json").is_file():
                     continue
-                commands.append(command)
-                results.append((summary, *final_gap(summary)))
+                command = compress_command(recipe_name, out, method, seed)
+                if args.report_only:
+                    missing.append(shlex.join(command))
+                    continue
+                summary = run(command, out)
                 print(f"{task} {label} {method} seed {seed}: {summary['student_dev']}", flush=True)
+            results = []
+            for seed in finished_seeds(args.runs_dir, recipe_name, method):
+                out = args.runs_dir / f"{recipe_name}-{method}-s{seed}"
+                summary = json.loads((out / "summary.json").read_text())
+                commands.append(shlex.join(compress_command(recipe_name, out, method, seed)))
+                results.append((summary, *final_gap(summary)))
             if results:
                 rows.append((task, label, method, results))
     env = next(r[3][0][0]["environment"] for r in rows if "environment" in r[3][0][0])
+    seed_counts = sorted({len(results) for *_, results in rows})
     lines = [
         "# SPD vs KD vs magnitude pruning on MiniLM-L6 (real GLUE dev)", "",
         f"Date: {dt.date.today().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, device {env['device']}. Versions: torch {env['torch']}, "
-        f"transformers {env['transformers']}, spdc {env['spdc']}. Seeds: {args.seeds} ({len(args.seeds)} per row).",
+        f"transformers {env['transformers']}, spdc {env['spdc']}. Seeds per row: {', '.join(map(str, seed_counts))} (column n); "
+        "metrics are means over a row's seeds, and `dev per seed` lists each.",
         f"Schedule (identical for every method): {schedule(Path(commands[0].split()[2]))}",
-        "", "| task | sparsity | method | dev (main) | dev (all) | train (main, eval mode) | train - dev | retained "
-        "| FLOPs cut | wall min |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|---:|",
+        "", "| task | sparsity | method | n | dev (main) | dev per seed | dev (all) | train (main, eval mode) "
+        "| train - dev | retained | FLOPs cut | wall min |",
+        "|---|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for task, label, method, results in rows:
         dev = statistics.mean(r[2] for r in results)
+        per_seed = ", ".join(f"{r[2] * 100:.2f}" for r in results)
         train = statistics.mean(r[1] for r in results)
         retained = statistics.mean(r[0]["retained"] for r in results)
         flops = results[0][0]["structure"].get("flops", {}).get("reduction", 0.0)
         wall = statistics.mean(r[0]["wall_seconds"] for r in results) / 60
         every = ", ".join(f"{name} {statistics.mean(r[0]['student_dev'][name] for r in results) * 100:.1f}"
                           for name in results[0][0]["student_dev"] if name != "loss")
-        lines.append(f"| {task} | {label} | {method} | {dev * 100:.2f} | {every} | {train * 100:.2f} "
-                     f"| {(train - dev) * 100:.2f} "
+        lines.append(f"| {task} | {label} | {method} | {len(results)} | {dev * 100:.2f} | {per_seed} | {every} "
+                     f"| {train * 100:.2f} | {(train - dev) * 100:.2f} "
                      f"| {retained * 100:.1f}% | {flops * 100:.0f}% | {wall:.1f} |")
     lines += ["", "Commands:", "", "```", *commands, "```", ""]
     if missing:
         lines += [f"**Not run yet ({len(missing)}):**", "", "```", *missing, "```", ""]
-    args.doc.write_text("\n".join(lines), encoding="utf-8")
+    write_keeping_reading(args.doc, "\n".join(lines))
     print(f"wrote {args.doc}")
 
 
