@@ -29,6 +29,11 @@ METHODS = ("spd", "kd", "magnitude")
 READING = "## Reading"
 
 
+def run_prefix(recipe_name: str, method: str) -> str:
+    """Run directories are `<prefix><seed>`; the prefix names one table row."""
+    return f"{recipe_name}-{method}-s"
+
+
 def compress_command(recipe_name: str, out: Path, method: str, seed: int) -> list[str]:
     return ["spdc", "compress", f"recipes/{recipe_name}.yaml", "--out", str(out), f"--set=method={method}",
             f"--set=seed={seed}"]
@@ -46,7 +51,7 @@ def run(command: list[str], out: Path) -> dict:
 
 def finished_seeds(runs_dir: Path, recipe_name: str, method: str) -> list[int]:
     """Every seed of this row that has a summary, so rows average all finished seeds, not only those asked for."""
-    prefix = f"{recipe_name}-{method}-s"
+    prefix = run_prefix(recipe_name, method)
     return sorted(int(d.name[len(prefix):]) for d in runs_dir.glob(f"{prefix}*")
                   if d.name[len(prefix):].isdigit() and (d / "summary.json").is_file())
 
@@ -109,7 +114,7 @@ def main() -> None:
             configs.append((f"minilm-{task}-spd-structured", "spd", "structured"))
         for recipe_name, method, label in configs:
             for seed in args.seeds:
-                out = args.runs_dir / f"{recipe_name}-{method}-s{seed}"
+                out = args.runs_dir / f"{run_prefix(recipe_name, method)}{seed}"
                 if (out / "summary.json").is_file():
                     continue
                 command = compress_command(recipe_name, out, method, seed)
@@ -120,7 +125,7 @@ def main() -> None:
                 print(f"{task} {label} {method} seed {seed}: {summary['student_dev']}", flush=True)
             results = []
             for seed in finished_seeds(args.runs_dir, recipe_name, method):
-                out = args.runs_dir / f"{recipe_name}-{method}-s{seed}"
+                out = args.runs_dir / f"{run_prefix(recipe_name, method)}{seed}"
                 summary = json.loads((out / "summary.json").read_text())
                 commands.append(shlex.join(compress_command(recipe_name, out, method, seed)))
                 results.append((summary, *final_gap(summary)))
@@ -132,7 +137,8 @@ def main() -> None:
         "# SPD vs KD vs magnitude pruning on MiniLM-L6 (real GLUE dev)", "",
         f"Date: {dt.date.today().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, device {env['device']}. Versions: torch {env['torch']}, "
-        f"transformers {env['transformers']}, spdc {env['spdc']}. Seeds per row: {', '.join(map(str, seed_counts))} (column n); "
+        f"transformers {env['transformers']}, spdc {env['spdc']}. "
+        f"Seeds per row: {', '.join(map(str, seed_counts))} (column n); "
         "metrics are means over a row's seeds, and `dev per seed` lists each.",
         f"Schedule (identical for every method): {schedule(Path(commands[0].split()[2]))}",
         "", "| task | sparsity | method | n | dev (main) | dev per seed | dev (all) | train (main, eval mode) "

@@ -35,6 +35,13 @@ from spdc.tasks import get_task
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def eager_teacher() -> torch.nn.Module:
+    """A MiniLM teacher with eager attention: the implementation that yields attention maps for distillation."""
+    teacher = load_classifier("minilm", get_task("mrpc")).model
+    teacher.set_attn_implementation("eager")
+    return teacher
+
+
 def plain_stepper(batch: dict[str, torch.Tensor], attention: str) -> Callable[[int], None]:
     """One plain fine-tuning step (hard labels) of its own MiniLM copy with the given attention implementation."""
     model = load_classifier("minilm", get_task("mrpc")).model
@@ -53,8 +60,7 @@ def plain_stepper(batch: dict[str, torch.Tensor], attention: str) -> Callable[[i
 def spd_stepper(batch: dict[str, torch.Tensor], p: float, steps: int) -> Callable[[int], None]:
     """One real SPD training step grafting with probability `p`; its own teacher (so no other step's output
     hooks fire on it), student copy (90% pruned) and optimizer."""
-    teacher = load_classifier("minilm", get_task("mrpc")).model
-    teacher.set_attn_implementation("eager")
+    teacher = eager_teacher()
     arch = architecture_for(teacher)
     student, layer_map = build_student(teacher, arch, StudentConfig(), None)
     student_layers, teacher_layers = encoder_layers(student, arch), encoder_layers(teacher, arch)
@@ -96,8 +102,7 @@ def main() -> None:
         "token_type_ids": torch.zeros(args.batch_size, args.seq_len, dtype=torch.long),
         "labels": torch.randint(0, 2, (args.batch_size,)),
     }
-    teacher = load_classifier("minilm", get_task("mrpc")).model.eval()
-    teacher.set_attn_implementation("eager")
+    teacher = eager_teacher().eval()
 
     @torch.no_grad()
     def teacher_forward(step: int) -> None:
