@@ -22,7 +22,7 @@ PAIRS = ["Profits went up 5% in the quarter, the company said.", "The stock rose
 def reference(pairs: list[str]) -> None:
     import torch
 
-    from spdc.models import load_classifier
+    from spdc.models.loading import load_classifier
 
     records = []
     for pair in pairs:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spdc.atomic import atomic_write_text
+from spdc.core.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("spd", "kd", "magnitude")

@@ -23,14 +23,18 @@ from pathlib import Path
 import torch
 import transformers
 
-from spdc.architectures import architecture_for, encoder_layers, prunable_linears
-from spdc.atomic import atomic_write_text
-from spdc.models import load_classifier
-from spdc.pruning.pruner import EncoderShape, Pruner
+from spdc.compression.grafting import Grafting
+from spdc.compression.methods import METHODS
+from spdc.compression.objective import CompressionPlugin
+from spdc.compression.pruning.pruner import Pruner
+from spdc.compression.recorder import OutputRecorder
+from spdc.compression.student import build_student
+from spdc.core.atomic import atomic_write_text
+from spdc.data.tasks import get_task
+from spdc.models.families import encoder_layers, family_of, prunable_linears
+from spdc.models.loading import load_classifier
+from spdc.models.shape import EncoderShape
 from spdc.recipe import DistillationConfig, GraftingConfig, PruningConfig, StageConfig, StudentConfig
-from spdc.spd import CompressionPlugin
-from spdc.student import OutputRecorder, build_student
-from spdc.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,31 +61,32 @@ def plain_stepper(batch: dict[str, torch.Tensor], attention: str) -> Callable[[i
     return step
 
 
-def spd_stepper(batch: dict[str, torch.Tensor], p: float, steps: int) -> Callable[[int], None]:
-    """One real SPD training step grafting with probability `p`; its own teacher (so no other step's output
-    hooks fire on it), student copy (90% pruned) and optimizer."""
-    teacher = eager_teacher()
-    arch = architecture_for(teacher)
-    student, layer_map = build_student(teacher, arch, StudentConfig(), None)
-    student_layers, teacher_layers = encoder_layers(student, arch), encoder_layers(teacher, arch)
-    pruner = Pruner(PruningConfig(final_sparsity=0.9, schedule="oneshot"), prunable_linears(student_layers, arch),
+def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: float, steps: int
+                ) -> Callable[[int], None]:
+    """One real SPD training step grafting with probability `p`: its own student copy (90% pruned) and optimizer,
+    the shared teacher; the output recorder's hooks exist only during the step (they are removed after it)."""
+    family = family_of(teacher)
+    student, layer_map = build_student(teacher, family, StudentConfig(), None)
+    student_layers, teacher_layers = encoder_layers(student, family), encoder_layers(teacher, family)
+    pruner = Pruner(PruningConfig(final_sparsity=0.9, schedule="oneshot"), prunable_linears(student_layers, family),
                     EncoderShape.of(student.config), total_steps=1)
     pruner.after_step(1)
-    plugin = CompressionPlugin(
-        method="spd", stage=StageConfig(name="s", prune=False, grafting=GraftingConfig(schedule="constant", p0=p)),
-        stage_index=0, stage_steps=steps, distillation=DistillationConfig(), teacher=teacher,
-        teacher_layers=teacher_layers, student_layers=student_layers, layers_path=arch.layers, layer_map=layer_map,
-        recorder=OutputRecorder(arch, [teacher, student], [teacher_layers, student_layers]), regression=False,
-        pruner=pruner, pruning_offset=0, seed=0,
-    )
+    stage = StageConfig(name="s", prune=False, grafting=GraftingConfig(schedule="constant", p0=p))
+    grafting = Grafting(stage.grafting, stage_steps=steps, seed=0, stage_index=0, student_layers=student_layers,
+                        teacher_layers=teacher_layers, layers_path=family.layers)
     optimizer = torch.optim.AdamW([w for w in student.parameters() if w.requires_grad], lr=1e-5)
 
     def step(index: int) -> None:
-        loss, _ = plugin.loss(student, batch, index)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        plugin.after_step(index + 1)
+        with OutputRecorder(family, [teacher, student], [teacher_layers, student_layers]) as recorder:
+            plugin = CompressionPlugin(method=METHODS["spd"], stage=stage, grafting=grafting,
+                                       distillation=DistillationConfig(), teacher=teacher, layer_map=layer_map,
+                                       recorder=recorder, regression=False, pruner=pruner, pruning_offset=0)
+            loss, _ = plugin.loss(student, batch, index)
+            if loss.requires_grad:
+                loss.backward()
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            plugin.after_step(index + 1)
 
     return step
 
@@ -116,7 +121,7 @@ def main() -> None:
               "plain eager": "plain fine-tuning, eager attention (what SPD's student runs, for its attention maps)",
               "teacher": "teacher forward alone (no grad, eager, hidden states + attentions): SPD's extra cost"}
     for p in args.graft_p:
-        steppers[f"spd p={p:g}"] = spd_stepper(batch, p, args.steps)
+        steppers[f"spd p={p:g}"] = spd_stepper(teacher, batch, p, args.steps)
         labels[f"spd p={p:g}"] = f"SPD, graft p = {p:g} (teacher fwd + student, eager attention, 3 losses, masks)"
     timings: dict[str, list[float]] = {kind: [] for kind in steppers}
     for step in range(args.steps + 2):  # the first two rounds warm up

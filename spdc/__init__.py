@@ -1,3 +1,41 @@
-"""spdc: Sparse Progressive Distillation Compressor for BERT-class classifiers."""
+"""spdc: Sparse Progressive Distillation Compressor for BERT-class classifiers.
 
-__version__ = "0.1.0"
+The public API mirrors the CLI; every function returns a typed result whose `to_json()` is what the command
+prints with `--json`:
+
+    load_recipe(path, overrides)      -> Recipe
+    finetune(recipe, ...)             -> FinetuneSummary
+    compress(recipe, ...)             -> CompressSummary   (fine-tune teacher, stages, fold, export)
+    fold(run_or_model_dir, ...)       -> FoldResult
+    export(run_or_model_dir, ...)     -> ExportResult      (ONNX artifact + manifest, parity checked)
+    validate(artifact, ...)           -> ValidateResult
+    evaluate(model_dir, task=...)     -> EvalResult
+    bench(paths, ...)                 -> BenchDocument
+    report(run_dirs, ...)             -> ReportResult
+
+Errors are `SpdcError` subclasses carrying the CLI's exit code (see `spdc.core.errors`).
+"""
+
+from spdc.api import bench, compress, evaluate, export, finetune, fold, load_recipe, report, validate
+from spdc.benchmark.document import BenchDocument
+from spdc.core.version import VERSION as __version__
+from spdc.core.errors import (
+    ArtifactError,
+    CheckpointError,
+    DataError,
+    ModelLoadError,
+    ParityError,
+    RecipeError,
+    SpdcError,
+)
+from spdc.deploy.manifest import ExportManifest, ExportResult, ValidateResult
+from spdc.recipe.schema import Recipe
+from spdc.reporting.report import ReportResult
+from spdc.runs.records import CompressSummary, EvalResult, FinetuneSummary, FoldResult
+
+__all__ = [
+    "ArtifactError", "BenchDocument", "CheckpointError", "CompressSummary", "DataError", "EvalResult",
+    "ExportManifest", "ExportResult", "FinetuneSummary", "FoldResult", "ModelLoadError", "ParityError", "Recipe",
+    "RecipeError", "ReportResult", "SpdcError", "ValidateResult", "bench", "compress", "evaluate", "export",
+    "finetune", "fold", "load_recipe", "report", "validate",
+]

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from spdc.bench import SCHEMA, interleaved_order, latency_stats, time_calls
+from spdc.benchmark.document import SCHEMA
+from spdc.benchmark.timing import interleaved_order, latency_stats, time_calls
 from spdc.cli.main import cli
-from spdc.export import ExportSource, export_artifact
+from spdc.deploy.build import ExportSource, export_artifact
 from spdc.recipe import ExportConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -116,7 +117,9 @@ def test_bench_cli_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["bench", str(tiny_model_dir), "--engine", "ort"])
     assert result.exit_code == 1 and "export it first" in result.output
     assert runner.invoke(cli, ["bench", str(tiny_model_dir), "--batch-sizes", "1,x"]).exit_code == 2
-    assert runner.invoke(cli, ["bench"]).exit_code == 2
+    with runner.isolated_filesystem(temp_dir=tmp_path):  # no path and no finished compress run here
+        no_run = runner.invoke(cli, ["bench"])
+    assert no_run.exit_code == 6 and "no `spdc compress` has finished" in no_run.output
 
 
 def test_report_single_and_comparison(compress_recipe, tmp_path: Path) -> None:

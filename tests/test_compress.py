@@ -10,16 +10,19 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
-import spdc.compress as compress_module
-import spdc.pipeline as pipeline_module
-from spdc.architectures import architecture_for, encoder_layers
+import spdc.compression.compress as compress_module
+import spdc.runs.setup as pipeline_module
+from spdc.models.families import encoder_layers, family_of
 from spdc.cli.main import cli
-from spdc.compress import compress
-from spdc.pipeline import RunOptions
-from spdc.errors import RecipeError
-from spdc.recipe import GraftingConfig, LossWeights, StageConfig, StudentConfig, load_recipe
-from spdc.spd import CompressionPlugin
-from spdc.student import OutputRecorder, build_student
+from spdc.compression.compress import compress
+from spdc.runs.setup import RunOptions
+from spdc.core.errors import RecipeError
+from spdc.compression.grafting import Grafting
+from spdc.compression.methods import METHODS
+from spdc.recipe import DistillationConfig, GraftingConfig, LossWeights, StageConfig, StudentConfig, load_recipe
+from spdc.compression.objective import CompressionPlugin
+from spdc.compression.recorder import OutputRecorder
+from spdc.compression.student import build_student
 from spdc.training.loop import Trainer
 
 @pytest.mark.parametrize("method", ["spd", "kd", "magnitude"])
@@ -44,7 +47,7 @@ def test_each_method_end_to_end(compress_recipe, tmp_path: Path, method: str) ->
     if method == "magnitude":
         assert set(k for k in train[0] if k.startswith("loss_")) == {"loss_hard"}
     assert (out / "train_dev.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((out / "model" / "spdc_structure.json").read_text())["method"] == method
+    assert json.loads((out / "model" / "spdc_compression.json").read_text())["method"] == method
     AutoModelForSequenceClassification.from_pretrained(out / "model")  # a plain, loadable model
 
 
@@ -52,9 +55,9 @@ def test_structured_run_reports_kept_units_and_flops(compress_recipe, tmp_path: 
     recipe = compress_recipe("spd", "{granularity: structured, head_sparsity: 0.5, neuron_sparsity: 0.5, "
                                     "criterion: first_order, num_updates: 2}")
     summary = compress(load_recipe(recipe), RunOptions(output_dir=tmp_path / "s", show_progress=False))
-    sparsity = summary["structure"]["sparsity"]
+    sparsity = summary.structure.sparsity
     assert sparsity["kept_heads"] == {0: 2, 1: 2}
-    assert summary["structure"]["flops"]["reduction"] > 0.4
+    assert summary.structure.flops["reduction"] > 0.4
 
 
 def test_teacher_stays_frozen(compress_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +80,7 @@ def test_teacher_stays_frozen(compress_recipe, tmp_path: Path, monkeypatch: pyte
 def _plugin_setup(tiny_model_dir: Path, grafting: GraftingConfig | None, weights: LossWeights):
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     teacher.set_attn_implementation("eager")
-    arch = architecture_for(teacher)
+    arch = family_of(teacher)
     student, layer_map = build_student(teacher, arch, StudentConfig(), None)
     teacher_layers, student_layers = encoder_layers(teacher, arch), encoder_layers(student, arch)
     recorder = OutputRecorder(arch, [teacher, student], [teacher_layers, student_layers])
@@ -86,12 +89,11 @@ def _plugin_setup(tiny_model_dir: Path, grafting: GraftingConfig | None, weights
         for layer in layers:
             layer.register_forward_hook(lambda *_, n=name: calls.__setitem__(n, calls[n] + 1))
     stage = StageConfig(name="s", grafting=grafting, loss_weights=weights)
-    from spdc.recipe import DistillationConfig
-
+    grafted = Grafting(grafting, stage_steps=10, seed=0, stage_index=0, student_layers=student_layers,
+                       teacher_layers=teacher_layers, layers_path=arch.layers)
     plugin = CompressionPlugin(
-        method="spd", stage=stage, stage_index=0, stage_steps=10, distillation=DistillationConfig(),
-        teacher=teacher, teacher_layers=teacher_layers, student_layers=student_layers, layers_path=arch.layers,
-        layer_map=layer_map, recorder=recorder, regression=False, pruner=None, pruning_offset=0, seed=0,
+        method=METHODS["spd"], stage=stage, grafting=grafted, distillation=DistillationConfig(), teacher=teacher,
+        layer_map=layer_map, recorder=recorder, regression=False, pruner=None, pruning_offset=0,
     )
     batch = {"input_ids": torch.randint(5, 20, (4, 6)), "attention_mask": torch.ones(4, 6, dtype=torch.long),
              "labels": torch.tensor([0, 1, 0, 1])}
@@ -111,7 +113,7 @@ def test_p_zero_grafts_every_teacher_layer_and_eval_uses_students(tiny_model_dir
     plugin, student, calls, batch = _plugin_setup(tiny_model_dir, GraftingConfig(schedule="constant", p0=0.0), HARD)
     loss, parts = plugin.loss(student, batch, 0)
     assert calls == {"teacher": 2, "student": 0} and set(parts) == {"loss_hard"}
-    assert encoder_layers(student, architecture_for(student))[0] is plugin.student_layers[0]  # restored after
+    assert encoder_layers(student, family_of(student))[0] is plugin.grafting.student_layers[0]  # restored after
     student.eval()
     with torch.no_grad():
         student(input_ids=batch["input_ids"])
@@ -150,7 +152,7 @@ def test_compress_resume_matches_uninterrupted(compress_recipe, tmp_path: Path, 
         str(tmp_path / "b" / "model" / "model.safetensors"))
     assert all(torch.equal(a[key], b[key]) for key in a)
     summary_a = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert resumed["student_dev"] == summary_a["student_dev"] and resumed["best_step"] == summary_a["best_step"]
+    assert resumed.student_dev == summary_a["student_dev"] and resumed.best_step == summary_a["best_step"]
 
 
 def test_compress_recipe_rules(compress_recipe, tmp_path: Path) -> None:
@@ -179,7 +181,7 @@ def test_shipped_spd_recipes_pass_compress_rules(path: Path) -> None:
 def test_shallower_student_with_layer_map(compress_recipe, tmp_path: Path) -> None:
     recipe = load_recipe(compress_recipe("kd"), ["student.num_layers=1"])
     summary = compress(recipe, RunOptions(output_dir=tmp_path / "shallow", show_progress=False))
-    assert summary["structure"]["layer_map"] == [1]  # the last teacher layer
+    assert summary.structure.layer_map == [1]  # the last teacher layer
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "shallow" / "model")
     assert model.config.num_hidden_layers == 1
     with pytest.raises(RecipeError, match="grafting swaps layer i"):
@@ -193,5 +195,5 @@ def test_teacher_fine_tuned_first_when_asked(compress_recipe, tmp_path: Path) ->
                                                 "teacher.finetune.learning_rate=2e-3"])
     summary = compress(recipe, RunOptions(output_dir=tmp_path / "run", show_progress=False))
     teacher_summary = json.loads((tmp_path / "run-teacher" / "summary.json").read_text())
-    assert summary["teacher"] == str(tmp_path / "run-teacher" / "model")
-    assert summary["teacher_dev"]["accuracy"] == pytest.approx(teacher_summary["dev"]["accuracy"])
+    assert summary.teacher == str(tmp_path / "run-teacher" / "model")
+    assert summary.teacher_dev["accuracy"] == pytest.approx(teacher_summary["dev"]["accuracy"])

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 
 from spdc.data.batching import DynamicPaddingCollator, encode
 from spdc.data.sources import load_split
-from spdc.errors import DataError
+from spdc.core.errors import DataError
 from spdc.recipe import TaskConfig
 
 from .conftest import real_glue_dir, requires_real_glue
@@ -229,7 +229,7 @@ def test_dynamic_padding_pads_per_batch(tiny_model_dir: Path, sst2_dir: Path) ->
 def test_real_glue_row_counts(task: str, split: str, rows: int) -> None:
     glue_dir = real_glue_dir()
     assert glue_dir is not None
-    from spdc.tasks import get_task
+    from spdc.data.tasks import get_task
 
     folder = glue_dir / get_task(task).glue_dir
     data = load_split(TaskConfig(name=task, data_dir=folder), split)

@@ -13,14 +13,15 @@ from click.testing import CliRunner
 from onnx import numpy_helper
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
-from spdc.artifact import MANIFEST_FILE, ONNX_FILE, read_manifest
+from spdc.deploy.manifest import MANIFEST_FILE, ONNX_FILE, read_manifest
 from spdc.cli.main import cli
-from spdc.export import AttentionShape, ExportSource, export_artifact
-from spdc.folding import HeadlessAttention, fold, structure_of
-from spdc.models import load_classifier, save_classifier
-from spdc.onnx_runtime import create_session, session_feed
+from spdc.deploy.build import AttentionShape, ExportSource, export_artifact
+from spdc.compression.folding import fold
+from spdc.models.structure import HeadlessAttention, structure_of
+from spdc.models.loading import load_classifier, save_classifier
+from spdc.deploy.sessions import create_session, session_feed
 from spdc.recipe import ExportConfig, validate_task
-from spdc.synthetic import synthetic_inputs
+from spdc.data.synthetic import synthetic_inputs
 
 from .conftest import real_glue_dir, requires_minilm, requires_real_glue
 
@@ -77,7 +78,7 @@ def test_folding_uneven_masks_is_exact_and_smaller(seed: int, tiny_model_dir: Pa
     # save / load round trip through spdc's loader
     tokenizer = load_classifier(str(tiny_model_dir), None).tokenizer
     save_classifier(model, tokenizer, tmp_path / "folded")
-    assert json.loads((tmp_path / "folded" / "config.json").read_text())["spdc_structure"]["heads"] == heads
+    assert json.loads((tmp_path / "folded" / "config.json").read_text())["spdc_folded"]["heads"] == heads
     loaded = load_classifier(str(tmp_path / "folded"), None).model
     torch.testing.assert_close(logits(loaded), expected, atol=1e-5, rtol=0)
     assert structure_of(loaded.config) == structure
@@ -100,7 +101,7 @@ def test_dense_model_is_unchanged_and_stays_plain_loadable(tiny_model_dir: Path,
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["folded"] is False and report["parameters"]["before"] == report["parameters"]["after"]
-    assert "spdc_structure" not in json.loads((tmp_path / "f" / "config.json").read_text())
+    assert "spdc_folded" not in json.loads((tmp_path / "f" / "config.json").read_text())
     AutoModelForSequenceClassification.from_pretrained(tmp_path / "f")
 
 
@@ -127,11 +128,11 @@ def masked_model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
 def test_export_runs_in_onnxruntime_for_several_shapes(masked_model_dir: Path, tmp_path: Path, level: str) -> None:
     source = ExportSource.resolve(masked_model_dir)
     manifest = export_artifact(source, tmp_path / "a", ExportConfig(optimize=level), validate=False)
-    assert manifest["status"] == "not-validated" and manifest["folded"]["heads"] == [[0, 3], [1]]
-    assert manifest["sizes"]["parameters"] < manifest["sizes"]["source_parameters"]
+    assert manifest.status == "not-validated" and manifest.folded["heads"] == [[0, 3], [1]]
+    assert manifest.sizes.parameters < manifest.sizes.source_parameters
     if level in ("O2", "O3"):
-        assert manifest["export"]["fused_operators"].get("SkipLayerNormalization", 0) > 0
-        assert any("attention fusion skipped" in note for note in manifest["export"]["notes"])
+        assert manifest.export.fused_operators.get("SkipLayerNormalization", 0) > 0
+        assert any("attention fusion skipped" in note for note in manifest.export.notes)
     session = create_session(tmp_path / "a" / ONNX_FILE, threads=1)
     reference = load_classifier(str(masked_model_dir), None).model
     for batch, seq_len in ((1, 5), (4, 33), (7, 64)):
@@ -150,9 +151,9 @@ def test_dense_export_fuses_attention(tiny_model_dir: Path, tmp_path: Path, sst2
     source = ExportSource.resolve(tiny_model_dir)
     source.task = validate_task({"name": "sst2", "data_dir": str(sst2_dir)})
     manifest = export_artifact(source, tmp_path / "a", ExportConfig(), show_progress=False)
-    assert manifest["export"]["fused_operators"].get("Attention") == 2
-    assert manifest["status"] == "passed" and manifest["parity"]["agreement"] == 1.0
-    assert manifest["parity"]["max_abs_diff"] <= 1e-4 and manifest["parity"]["rows"] == 32
+    assert manifest.export.fused_operators.get("Attention") == 2
+    assert manifest.status == "passed" and manifest.parity.agreement == 1.0
+    assert manifest.parity.max_abs_diff <= 1e-4 and manifest.parity.rows == 32
     for name in ("config.json", "tokenizer_config.json", ONNX_FILE, MANIFEST_FILE):
         assert (tmp_path / "a" / name).is_file()
 
@@ -160,7 +161,7 @@ def test_dense_export_fuses_attention(tiny_model_dir: Path, tmp_path: Path, sst2
 def test_dynamo_exporter_matches(masked_model_dir: Path, tmp_path: Path) -> None:
     manifest = export_artifact(ExportSource.resolve(masked_model_dir), tmp_path / "d",
                                ExportConfig(dynamo=True, opset=18, optimize="O0"), validate=False)
-    assert manifest["export"]["exporter"] == "dynamo"
+    assert manifest.export.exporter == "dynamo"
     session = create_session(tmp_path / "d" / ONNX_FILE, threads=1)
     reference = load_classifier(str(masked_model_dir), None).model
     feeds = synthetic_inputs(NAMES, reference.config.vocab_size, batch=3, seq_len=21)
@@ -176,10 +177,10 @@ def test_int8_export_is_smaller_and_checks_the_metric(masked_model_dir: Path, tm
     ], env={"SPDC_DATA_DIR": str(sst2_dir.parent.parent)})
     assert result.exit_code in (0, 7), result.output
     manifest = read_manifest(tmp_path / "q")
-    assert manifest["export"]["precision"] == "int8"
-    assert [check["name"] for check in manifest["parity"]["checks"]] == ["accuracy drop"]
+    assert manifest.export.precision == "int8"
+    assert [check.name for check in manifest.parity.checks] == ["accuracy drop"]
     fp32 = export_artifact(ExportSource.resolve(masked_model_dir), tmp_path / "f", ExportConfig(), validate=False)
-    assert manifest["sizes"]["onnx_bytes"] < fp32["sizes"]["onnx_bytes"]
+    assert manifest.sizes.onnx_bytes < fp32.sizes.onnx_bytes
     graph_ops = {node.op_type for node in onnx.load(str(tmp_path / "q" / ONNX_FILE)).graph.node}
     assert "DynamicQuantizeLinear" in graph_ops or "MatMulInteger" in graph_ops
 
@@ -202,7 +203,7 @@ def test_corrupted_weight_fails_parity_and_marks_the_artifact(tiny_model_dir: Pa
     assert result.exit_code == 7, result.output
     report = json.loads(result.stdout)
     assert report["ok"] is False and not report["parity"]["checks"][0]["passed"]
-    assert read_manifest(tmp_path / "a")["status"] == "failed"
+    assert read_manifest(tmp_path / "a").status == "failed"
     result = runner.invoke(cli, ["validate", str(tmp_path / "a")], env=env)
     assert result.exit_code == 7 and "FAIL" in result.output
 

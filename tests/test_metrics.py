@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spdc.metrics import accuracy, compute_metrics, f1, matthews_corrcoef, pearson, spearman
+from spdc.data.metrics import accuracy, compute_metrics, f1, matthews_corrcoef, pearson, spearman
 
 PREDS = [1, 1, 0, 0, 1, 0]
 REFS = [1, 0, 0, 1, 1, 0]  # tp=2, fp=1, fn=1, tn=2

@@ -4,11 +4,13 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from spdc.architectures import architecture_for, encoder_flops_per_token, encoder_layers, prunable_linears
-from spdc.pruning.criteria import FirstOrderCriterion, MagnitudeCriterion
-from spdc.pruning.patterns import head_masks, neuron_masks, unstructured_masks
-from spdc.pruning.pruner import EncoderShape, Pruner
-from spdc.pruning.schedules import CubicSchedule
+from spdc.models.families import encoder_layers, family_of, prunable_linears
+from spdc.models.shape import encoder_flops_per_token
+from spdc.compression.pruning.criteria import FirstOrderCriterion, MagnitudeCriterion
+from spdc.compression.pruning.patterns import head_masks, neuron_masks, unstructured_masks
+from spdc.compression.pruning.pruner import Pruner
+from spdc.models.shape import EncoderShape
+from spdc.compression.pruning.schedules import CubicSchedule
 from spdc.recipe import PruningConfig
 
 
@@ -20,7 +22,7 @@ def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
 
 
 def linears_of(model: BertForSequenceClassification) -> dict:
-    arch = architecture_for(model)
+    arch = family_of(model)
     return prunable_linears(encoder_layers(model, arch), arch)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spdc.errors import RecipeError
+from spdc.core.errors import RecipeError
 from spdc.recipe import Recipe, apply_overrides, load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,12 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from spdc.errors import CheckpointError, SpdcError
-from spdc.finetune import finetune
-from spdc.pipeline import RunOptions
+from spdc.core.errors import CheckpointError, SpdcError
+from spdc.training.finetune import finetune
+from spdc.runs.setup import RunOptions
 from spdc.recipe import load_recipe
 from spdc.training.loop import Trainer
-from spdc.training.schedule import linear_warmup_decay
+from spdc.training.lr_schedule import linear_warmup_decay
 
 
 def run(recipe_path: Path, overrides: list[str] | None = None, **options: object) -> dict:
@@ -25,7 +25,7 @@ def weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_finetune_lowers_the_loss_and_writes_a_complete_run(tiny_recipe) -> None:
     summary = run(tiny_recipe(epochs=4))
-    run_dir = Path(summary["run_dir"])
+    run_dir = Path(summary.run_dir)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_losses = [record["loss"] for record in records if record["kind"] == "train"]
     evals = [record for record in records if record["kind"] == "eval"]
@@ -34,7 +34,7 @@ def test_finetune_lowers_the_loss_and_writes_a_complete_run(tiny_recipe) -> None
     assert [record["step"] for record in evals] == [16, 32, 48, 64]  # one per epoch of 256 rows / 16
     assert evals[-1]["dev"]["accuracy"] > 0.8  # the synthetic signal is learnable
     assert {"dev", "train", "step", "epoch", "time_s"} <= set(evals[0])
-    assert summary["dev"]["accuracy"] == max(record["dev"]["accuracy"] for record in evals)
+    assert summary.dev["accuracy"] == max(record["dev"]["accuracy"] for record in evals)
     for name in ("recipe.yaml", "environment.json", "summary.json", "model/config.json", "model/model.safetensors",
                  "model/tokenizer_config.json", "checkpoints/latest"):
         assert (run_dir / name).is_file(), name
@@ -46,11 +46,11 @@ def test_finetune_lowers_the_loss_and_writes_a_complete_run(tiny_recipe) -> None
 def test_same_seed_same_metrics(tiny_recipe, tmp_path: Path) -> None:
     first = run(tiny_recipe(), output_dir=tmp_path / "a")
     second = run(tiny_recipe(), output_dir=tmp_path / "b")
-    assert first["dev"] == second["dev"]
+    assert first.dev == second.dev
     other = run(tiny_recipe(), ["seed=8"], output_dir=tmp_path / "c")
     assert not torch.equal(weights(tmp_path / "a" / "model")["classifier.weight"],
                            weights(tmp_path / "c" / "model")["classifier.weight"])
-    assert other["run_dir"] == str(tmp_path / "c")
+    assert other.run_dir == str(tmp_path / "c")
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_recipe, tmp_path: Path, monkeypatch) -> None:
@@ -72,8 +72,8 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_recipe, tmp_path:
     monkeypatch.setattr(Trainer, "_train_step", original_step)
 
     resumed = run(recipe, output_dir=tmp_path / "killed", resume=True)
-    assert resumed["dev"] == reference["dev"]
-    assert resumed["best_step"] == reference["best_step"]
+    assert resumed.dev == reference.dev
+    assert resumed.best_step == reference.best_step
     final_a, final_b = weights(tmp_path / "reference" / "model"), weights(tmp_path / "killed" / "model")
     assert all(torch.equal(final_a[key], final_b[key]) for key in final_a)
     log_a = (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()
@@ -112,10 +112,10 @@ def test_resume_without_checkpoint_and_existing_run_dir(tiny_recipe, tmp_path: P
 
 def test_max_steps_and_periodic_evaluation(tiny_recipe) -> None:
     summary = run(tiny_recipe(max_steps=5, eval_every_steps=2))
-    records = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (Path(summary.run_dir) / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "eval"] == [2, 4, 5]
     assert [r["step"] for r in records if r["kind"] == "train"] == [2, 4, 5]  # logging_steps=2, plus the last
-    assert summary["steps"] == 5
+    assert summary.steps == 5
 
 
 def test_linear_warmup_decay_values() -> None:

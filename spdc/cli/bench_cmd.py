@@ -8,9 +8,10 @@ import click
 from rich import box
 from rich.table import Table
 
+from spdc.benchmark.document import BenchDocument
+from spdc.benchmark.machine import machine_header
 from spdc.cli.common import handle_errors, json_option, quiet_libraries
-from spdc.console import print_json, progress_bar, stderr
-from spdc.recipe import validate_task
+from spdc.core.console import print_json, progress_bar, stderr
 
 
 def _int_list(value: str) -> list[int]:
@@ -24,7 +25,7 @@ def _int_list(value: str) -> list[int]:
 
 
 @click.command("bench")
-@click.argument("paths", metavar="ARTIFACT_OR_MODEL...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", metavar="[ARTIFACT_OR_MODEL...|RECIPE]", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--seq-lens", default="32,128", show_default=True, help="Comma-separated sequence lengths.")
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: the runtime's).")
@@ -49,61 +50,56 @@ def bench_command(
 ) -> None:
     """Measure latency (mean, median, std, p90/p95/p99), items/s and memory per batch size and sequence length.
     The first model is the baseline: the table shows each model's speedup against it and the speedup
-    efficiency (speedup / FLOP ratio)."""
-    settings_task = None
-    if task_name is not None:
-        settings_task = validate_task({"name": task_name, **({"data_dir": str(data_dir)} if data_dir else {})})
-    quiet_libraries()
-    from spdc.bench import BenchSettings, plot_latency, run_bench
+    efficiency (speedup / FLOP ratio). With no path (or one RECIPE), the latest (or that recipe's) run is
+    benchmarked: its dense teacher's fp32 artifact first, then every artifact exported from its student."""
+    sizes, lengths = _int_list(batch_sizes), _int_list(seq_lens)
+    import spdc
 
-    settings = BenchSettings(batch_sizes=_int_list(batch_sizes), seq_lens=_int_list(seq_lens), threads=threads,
-                             provider=provider, engine=engine, warmup_s=warmup_s, time_s=time_s, rounds=rounds,
-                             task=settings_task)
-    cells = len(settings.batch_sizes) * len(settings.seq_lens) * rounds * len(paths)
+    quiet_libraries()
     progress = progress_bar()
     progress.disable = json_output
     with progress:
-        bar = progress.add_task("bench", total=cells, status="")
+        listed = bool(paths) and not any(path.suffix in (".yaml", ".yml") for path in paths)
+        total = len(sizes) * len(lengths) * rounds * len(paths) if listed else None
+        bar = progress.add_task("bench", total=total, status="")
 
         def step(label: str) -> None:
             progress.update(bar, advance=1, status=label)
 
-        document = run_bench(list(paths), settings, on_step=step)
-    if plot_file is not None:
-        plot_latency(document, plot_file)
-        document["plot"] = str(plot_file)
+        document = spdc.bench(paths, batch_sizes=sizes, seq_lens=lengths, threads=threads, provider=provider,
+                              engine=engine, warmup_s=warmup_s, time_s=time_s, rounds=rounds, task=task_name,
+                              data_dir=data_dir, plot=plot_file, show_progress=not json_output, on_step=step)
     if json_output:
-        print_json({"ok": True, **document})
+        print_json(document.to_json())
         return
-    for note in document["notes"]:
+    stderr.print(machine_header(document.machine), highlight=False)
+    for note in document.notes:
         stderr.print(f"[yellow]note:[/] {note}")
     stderr.print(models_table(document))
     stderr.print(results_table(document))
 
 
-def results_table(document: dict) -> Table:
+def results_table(document: BenchDocument) -> Table:
     """One row per model and cell; full statistics (p95, p99, std, memory) are in --json."""
-    settings = document["settings"]
-    table = Table(title=f"spdc bench: {settings['provider']}, {settings['threads'] or 'default'} threads, "
-                        f"{settings['inputs']} inputs; latency in ms; speedup vs #0", box=box.SIMPLE_HEAD, pad_edge=False)
+    settings = document.settings
+    table = Table(title=f"spdc bench: {settings.provider}, {settings.threads or 'default'} threads, "
+                        f"{settings.inputs} inputs; latency in ms; speedup vs #0", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("#", "engine", "b x seq", "p50", "p90", "items/s", "speedup", "FLOP÷", "eff"):
         table.add_column(column, justify="left" if column == "engine" else "right", no_wrap=True)
-    models = document["models"]
-    for cell in document["results"]:
-        model = models[cell["model"]]
-        latency = cell["latency_ms"]
-        table.add_row(str(cell["model"]), f"{model['engine']} {model['precision']}",
-                      f"{cell['batch']} x {cell['seq_len']}", f"{latency['median']:.2f}", f"{latency['p90']:.2f}",
-                      f"{cell['items_per_s']:.1f}", f"{cell['speedup']:.2f}x", f"{cell['flop_ratio']:.2f}",
-                      f"{cell['efficiency']:.2f}")
+    for cell in document.results:
+        model = document.models[cell.model]
+        latency = cell.latency_ms
+        table.add_row(str(cell.model), f"{model.engine} {model.precision}", f"{cell.batch} x {cell.seq_len}",
+                      f"{latency['median']:.2f}", f"{latency['p90']:.2f}", f"{cell.items_per_s:.1f}",
+                      f"{cell.speedup:.2f}x", f"{cell.flop_ratio:.2f}", f"{cell.efficiency:.2f}")
     return table
 
 
-def models_table(document: dict) -> Table:
+def models_table(document: BenchDocument) -> Table:
     table = Table(title="models", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("#", "model", "file MB", "parameters"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    for model in document["models"]:
-        parameters = f"{model['parameters']:,}" if model["parameters"] is not None else "-"
-        table.add_row(str(model["index"]), model["label"], f"{model['file_bytes'] / 1e6:.1f}", parameters)
+    for model in document.models:
+        parameters = f"{model.parameters:,}" if model.parameters is not None else "-"
+        table.add_row(str(model.index), model.label, f"{model.file_bytes / 1e6:.1f}", parameters)
     return table

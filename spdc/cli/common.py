@@ -5,16 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from spdc.console import print_json, stderr
-from spdc.errors import SpdcError
+from spdc.core.console import print_json, stderr
+from spdc.core.errors import SpdcError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +66,10 @@ def handle_errors(command: F) -> F:
                 stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise SystemExit(exc.exit_code) from None
         except KeyboardInterrupt:
-            stderr.print("[bold yellow]interrupted[/]: resume with --resume from the last checkpoint")
+            if "resume" in kwargs:
+                stderr.print("[bold yellow]interrupted[/]: continue the run from its last checkpoint with --resume")
+            else:
+                stderr.print("[bold yellow]interrupted[/]: nothing half-written was left; run the command again")
             raise SystemExit(130) from None
 
     return wrapper  # type: ignore[return-value]

@@ -1,20 +1,18 @@
-"""`spdc export RUN_DIR|MODEL_DIR --onnx`: fold, export, optimise, quantise, then check parity."""
+"""`spdc export [RUN_DIR|RECIPE|MODEL_DIR] --onnx`: fold, export, optimise, quantise, then check parity."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from spdc.cli.common import handle_errors, json_option, quiet_libraries
 from spdc.cli.parity_view import parity_table
-from spdc.console import print_json, stderr
-from spdc.recipe import ExportConfig, validate_task
+from spdc.core.console import print_json, stderr
 
 
 @click.command("export")
-@click.argument("path", metavar="RUN_DIR|MODEL_DIR", type=click.Path(path_type=Path))
+@click.argument("path", metavar="[RUN_DIR|RECIPE|MODEL_DIR]", required=False, type=click.Path(path_type=Path))
 @click.option("--onnx", "onnx_format", is_flag=True, default=True, help="Export to ONNX (the only format; default).")
 @click.option("--opset", type=click.IntRange(14, 23), help="ONNX opset (default: recipe, else 17).")
 @click.option("--optimize", type=click.Choice(["O0", "O1", "O2", "O3"]), help="Optimisation level (default O2).")
@@ -31,41 +29,39 @@ from spdc.recipe import ExportConfig, validate_task
 @json_option
 @handle_errors
 def export_command(
-    path: Path, onnx_format: bool, opset: int | None, optimize: str | None, quantize: str | None,
+    path: Path | None, onnx_format: bool, opset: int | None, optimize: str | None, quantize: str | None,
     dynamo: bool | None, task_name: str | None, samples: int | None, fold_units: bool, validate: bool,
-    threads: int | None,
-    output_dir: Path | None, json_output: bool,
+    threads: int | None, output_dir: Path | None, json_output: bool,
 ) -> None:
-    """Export a run (its student, folded) or a model directory to a validated ONNX artifact. Settings come from
-    the run's recipe `export` section; options given here override them. Exit code 7 when parity fails (the
+    """Export a run (its student, folded), the run of a RECIPE, or a model directory to a validated ONNX
+    artifact; with no path, the run the last `spdc compress` finished in this directory. Settings come from the
+    run's recipe `export` section; options given here override them. Exit code 7 when parity fails (the
     artifact is kept and marked failed in spdc_manifest.json)."""
     del onnx_format  # ONNX is the only format so far
-    quiet_libraries()
-    from spdc.export import ExportSource, export_artifact
+    import spdc
+    from spdc.api import resolve_export_source
 
-    source = ExportSource.resolve(path)
-    if task_name is not None:
-        source.task = validate_task({"name": task_name})
-    overrides: dict[str, Any] = {key: value for key, value in (
-        ("opset", opset), ("optimize", optimize), ("quantize", quantize), ("dynamo", dynamo), ("samples", samples),
-    ) if value is not None}
-    settings = ExportConfig.model_validate({**source.settings.model_dump(), **overrides})
-    out = output_dir or source.default_output(settings)
+    source = resolve_export_source(path)
+    if not json_output and source.reason != "given":
+        stderr.print(f"exporting {source.path}: {source.reason}")
+    quiet_libraries()
+
     def show_step(step: str) -> None:
         if not json_output:
             stderr.print(f"{step}...")
 
-    manifest = export_artifact(source, out, settings, validate=validate, fold_units=fold_units, threads=threads,
-                               show_progress=not json_output, on_step=show_step)
+    result = spdc.export(source.path, output_dir=output_dir, task=task_name, opset=opset, optimize=optimize,
+                         quantize=quantize, dynamo=dynamo, samples=samples, fold_units=fold_units, validate=validate,
+                         threads=threads, show_progress=not json_output, on_step=show_step)
     if json_output:
-        print_json({"ok": True, "artifact": str(out), "manifest": manifest})
+        print_json(result.to_json())
         return
-    export = manifest["export"]
-    stderr.print(f"exported {path} -> {out}/model.onnx ({manifest['sizes']['onnx_bytes'] / 1e6:.1f} MB, "
-                 f"{export['precision']}, {export['optimize']}, fused: "
-                 f"{', '.join(f'{k} x{v}' for k, v in export['fused_operators'].items()) or 'none'})")
-    for note in export["notes"]:
+    manifest, export = result.manifest, result.manifest.export
+    fused = ", ".join(f"{name} x{count}" for name, count in export.fused_operators.items()) or "none"
+    stderr.print(f"exported {source.path} -> {result.artifact}/model.onnx ({manifest.sizes.onnx_bytes / 1e6:.1f} MB, "
+                 f"{export.precision}, {export.optimize}, fused: {fused})")
+    for note in export.notes:
         stderr.print(f"[yellow]note:[/] {note}")
-    if manifest["parity"]:
-        stderr.print(parity_table(manifest["parity"]))
-    stderr.print(f"status: {manifest['status']}")
+    if manifest.parity:
+        stderr.print(parity_table(manifest.parity))
+    stderr.print(f"status: {manifest.status}")

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from spdc.cli.common import handle_errors, json_option, run_directory_options, metrics_table, quiet_libraries, set_option
-from spdc.console import print_json, stderr
-from spdc.recipe import load_recipe
+from spdc.cli.common import handle_errors, json_option, metrics_table, quiet_libraries, run_directory_options, set_option
+from spdc.core.console import print_json, stderr
 
 
 @click.command("finetune")
@@ -22,20 +21,17 @@ def finetune_command(
     json_output: bool,
 ) -> None:
     """Fine-tune the recipe's teacher on its task; writes a run directory with the best model."""
-    recipe = load_recipe(recipe_file, list(overrides))
-    quiet_libraries()
-    from spdc.finetune import finetune
-    from spdc.pipeline import RunOptions
+    import spdc
 
-    summary = finetune(
-        recipe, RunOptions(output_dir=output_dir, resume=resume, overwrite=overwrite)
-    )
+    recipe = spdc.load_recipe(recipe_file, overrides)
+    quiet_libraries()
+    summary = spdc.finetune(recipe, output_dir=output_dir, resume=resume, overwrite=overwrite)
     if json_output:
-        print_json({"ok": True, **summary})
+        print_json(summary.to_json())
         return
-    for name, info in summary["data"].items():
-        dropped = f", {info['dropped']} bad rows dropped" if info["dropped"] else ""
-        stderr.print(f"{name}: {info['rows']} rows from {info['source']}{dropped}")
-    stderr.print(metrics_table(f"{summary['task']} {summary['dev_split']} (best step {summary['best_step']})",
-                                summary["dev"]))
-    stderr.print(f"model: {summary['model_dir']}  ({summary['train_seconds']} s training)")
+    for name, info in summary.data.items():
+        dropped = f", {info.dropped} bad rows dropped" if info.dropped else ""
+        stderr.print(f"{name}: {info.rows} rows from {info.source}{dropped}")
+    stderr.print(metrics_table(f"{summary.task} {summary.dev_split} (best step {summary.best_step})",
+                               summary.best_dev()))
+    stderr.print(f"model: {summary.model_dir}  ({summary.train_seconds} s training)")

@@ -8,17 +8,7 @@ import click
 from rich.table import Table
 
 from spdc.cli.common import handle_errors, json_option, quiet_libraries
-from spdc.console import print_json, stderr
-from spdc.errors import ArtifactError
-
-
-def model_dir_of(path: Path) -> Path:
-    """A run directory's model/ folder, or the model directory itself."""
-    if (path / "model" / "config.json").is_file():
-        return path / "model"
-    if (path / "config.json").is_file():
-        return path
-    raise ArtifactError(f"{path} is neither a run directory (with model/) nor a model directory (config.json)")
+from spdc.core.console import print_json, stderr
 
 
 @click.command("fold")
@@ -30,27 +20,24 @@ def model_dir_of(path: Path) -> Path:
 def fold_command(path: Path, output_dir: Path | None, json_output: bool) -> None:
     """Fold masks into weights: pruned heads and FFN neurons are cut out of the matrices (exact), unstructured
     zeros stay as zeros. The logits are checked against the unfolded model before anything is written."""
-    source = model_dir_of(path)
-    quiet_libraries()
-    from spdc.compress import FOLDED_DIR
-    from spdc.folded_model import fold_model_dir
+    import spdc
 
-    out = output_dir or (path / FOLDED_DIR if source != path else path.with_name(f"{path.name}-folded"))
-    report = fold_model_dir(source, out)
+    quiet_libraries()
+    report = spdc.fold(path, output_dir=output_dir)
     if json_output:
-        print_json({"ok": True, **report})
+        print_json(report.to_json())
         return
-    structure = report["structure"]
-    table = Table(title=f"folded {source}", min_width=40)
-    for column in ("layer", "heads kept", "FFN neurons kept"):
-        table.add_column(column, justify="right")
+    structure = report.structure
     if structure:
+        table = Table(title=f"folded {report.source}", min_width=40)
+        for column in ("layer", "heads kept", "FFN neurons kept"):
+            table.add_column(column, justify="right")
         for layer, (heads, neurons) in enumerate(zip(structure["kept_heads"], structure["kept_neurons"], strict=True)):
             table.add_row(str(layer), f"{heads}/{structure['heads_per_layer']}",
                           f"{neurons}/{structure['neurons_per_layer']}")
         stderr.print(table)
     else:
         stderr.print("no whole head or neuron is pruned: the model keeps its shape (zeros stay as zeros)")
-    parameters = report["parameters"]
+    parameters = report.parameters
     stderr.print(f"parameters {parameters['before']:,} -> {parameters['after']:,}; max logit difference "
-                 f"{report['max_logit_difference']:.1e}; written to {report['folded_dir']}")
+                 f"{report.max_logit_difference:.1e}; written to {report.folded_dir}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from spdc import __version__
+from spdc.core.version import VERSION
 from spdc.cli.recipe_cmd import recipe_group
 from spdc.cli.report_cmd import report_command
 from spdc.cli.bench_cmd import bench_command
@@ -17,7 +17,7 @@ from spdc.cli.validate_cmd import validate_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.version_option(__version__, prog_name="spdc")
+@click.version_option(VERSION, prog_name="spdc")
 def cli() -> None:
     """spdc: compress fine-tuned BERT-class classifiers with Sparse Progressive Distillation.
 

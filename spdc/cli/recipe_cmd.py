@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from spdc.cli.common import handle_errors, json_option, set_option
-from spdc.console import print_json, stderr
-from spdc.recipe import load_recipe
+from spdc.core.console import print_json, stderr
+from spdc.recipe.loading import load_recipe
 
 
 @click.group("recipe")
@@ -47,6 +47,6 @@ def show_command(file: Path, overrides: tuple[str, ...], json_output: bool) -> N
 @recipe_group.command("reference")
 def reference_command() -> None:
     """Print the recipe reference (every key, type, default and constraint) as markdown."""
-    from spdc.recipe_reference import recipe_reference
+    from spdc.recipe.reference import recipe_reference
 
     click.echo(recipe_reference(), nl=False)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from spdc.cli.common import handle_errors, json_option, quiet_libraries
 from spdc.cli.parity_view import parity_table
-from spdc.console import print_json, stderr
-from spdc.errors import ArtifactError, ParityError
-from spdc.recipe import ParityThresholds, TaskConfig, validate_task
+from spdc.core.console import print_json, stderr
+from spdc.core.errors import ParityError
 
 
 @click.command("validate")
@@ -30,39 +28,16 @@ def validate_command(
 ) -> None:
     """Compare ARTIFACT/model.onnx with its PyTorch source on the task's dev rows: logit differences, top-1
     agreement and the task metric, against the thresholds in the manifest. Exit code 7 when a check fails."""
-    from spdc.artifact import ONNX_FILE, read_manifest, record_parity, write_manifest
+    import spdc
 
-    manifest = read_manifest(artifact)
-    task = _task(manifest, task_name, data_dir)
-    reference_dir = reference or Path(manifest["source"]["model_dir"])
     quiet_libraries()
-    from spdc.models import load_classifier
-    from spdc.validation import check_parity
-
-    loaded = load_classifier(str(reference_dir), None)
-    report = check_parity(
-        artifact / ONNX_FILE, loaded.model, loaded.tokenizer, task, precision=manifest["export"]["precision"],
-        thresholds=ParityThresholds.model_validate(manifest["thresholds"]), samples=samples or manifest.get("samples"),
-        threads=threads, show_progress=not json_output,
-    ).to_json()
-    manifest = record_parity(manifest, report)
-    write_manifest(artifact, manifest)
+    result = spdc.validate(artifact, task=task_name, data_dir=data_dir, samples=samples, reference=reference,
+                           threads=threads, show_progress=not json_output)
     if json_output:
-        print_json({"ok": report["passed"], "artifact": str(artifact), "reference": str(reference_dir),
-                    "parity": report})
+        print_json(result.to_json())
     else:
-        stderr.print(parity_table(report))
-    if not report["passed"]:
+        stderr.print(parity_table(result.parity))
+    if not result.ok:
         if json_output:
             raise SystemExit(ParityError.exit_code)
         raise ParityError(f"parity failed for {artifact}; the manifest now says status: failed")
-
-
-def _task(manifest: dict[str, Any], task_name: str | None, data_dir: Path | None) -> TaskConfig:
-    if task_name is not None:
-        task = validate_task({"name": task_name})
-    elif manifest.get("task"):
-        task = TaskConfig.model_validate(manifest["task"])
-    else:
-        raise ArtifactError("the manifest records no task: name one with --task")
-    return task.model_copy(update={"data_dir": data_dir}) if data_dir is not None else task

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spdc.errors import DataError
-from spdc.tasks import ColumnSpec
+from spdc.core.errors import DataError
+from spdc.data.tasks import ColumnSpec
 
 
 @dataclass(frozen=True)

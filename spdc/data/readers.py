@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spdc.errors import DataError
+from spdc.core.errors import DataError
 
 Row = tuple[int, dict[str, Any]]
 

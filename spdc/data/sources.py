@@ -5,22 +5,61 @@ provide the data. Custom tasks read the files named in the recipe."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Protocol
 
+from spdc.core.errors import DataError
+from spdc.core.hub import hub_reachable
 from spdc.data.examples import LabelSpec, SplitData, build_examples
 from spdc.data.readers import detect_format, read_rows
-from spdc.errors import DataError
-from spdc.recipe import TaskConfig
-from spdc.tasks import ColumnSpec, TaskSpec, get_task
+from spdc.data.tasks import ColumnSpec, TaskSpec, get_task
 
 DATA_DIR_ENV = "SPDC_DATA_DIR"
 
 
-def task_spec(config: TaskConfig) -> TaskSpec:
+class ColumnNames(Protocol):
+    """Which columns of a custom file hold the texts and the label (the recipe's `task.columns`)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def text_pair(self) -> str | None: ...
+    @property
+    def label(self) -> str: ...
+
+
+class TaskSource(Protocol):
+    """What the data layer reads from a task description (the recipe's `task` section satisfies it); a protocol
+    so that data does not depend on the recipe layer above it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def data_dir(self) -> Path | None: ...
+    @property
+    def train_file(self) -> Path | None: ...
+    @property
+    def dev_file(self) -> Path | None: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def columns(self) -> ColumnNames | None: ...
+    @property
+    def labels(self) -> list[str] | None: ...
+    @property
+    def regression(self) -> bool: ...
+    @property
+    def metrics(self) -> list[str] | None: ...
+    @property
+    def max_train_samples(self) -> int | None: ...
+    @property
+    def max_eval_samples(self) -> int | None: ...
+    @property
+    def drop_bad_rows(self) -> bool: ...
+
+
+def task_spec(config: TaskSource) -> TaskSpec:
     """The registry entry of a GLUE task, or one built from a custom task's recipe section."""
     if config.name != "custom":
         return get_task(config.name)
@@ -40,21 +79,7 @@ def task_spec(config: TaskConfig) -> TaskSpec:
     )
 
 
-def hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
-    """Cheap check before `datasets` spends ~20 s retrying an unreachable hub. Honours HF_*_OFFLINE."""
-    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(variable, "").lower() in ("1", "true", "yes"):
-            return False, f"{variable} is set"
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
-    try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
-    except OSError as exc:
-        return False, f"cannot reach {host}:{port} ({exc.strerror or exc})"
-    return True, ""
-
-
-def _local_candidates(config: TaskConfig, spec: TaskSpec, filename: str) -> list[tuple[str, Path | None]]:
+def _local_candidates(config: TaskSource, spec: TaskSpec, filename: str) -> list[tuple[str, Path | None]]:
     """(where, file) for each local place in resolution order; file is None when that place is not set."""
     env_dir = os.environ.get(DATA_DIR_ENV)
     return [
@@ -71,7 +96,7 @@ def _hub_rows(spec: TaskSpec, hub_split: str) -> tuple[Iterator[tuple[int, dict[
     return rows, f"hub {spec.hub_dataset}/{spec.hub_config} [{hub_split}]"
 
 
-def load_split(config: TaskConfig, split: str) -> SplitData:
+def load_split(config: TaskSource, split: str) -> SplitData:
     """Load and validate one split ('train', 'dev', or an MNLI dev split) of the recipe's task."""
     spec = task_spec(config)
     if split not in spec.splits:

@@ -1,1 +1,1 @@
-"""The training loop shared by teacher fine-tuning and (later) every SPD stage."""
+"""Training: the optimisation loop with its plugins, resumable checkpoints, evaluation, the learning-rate\nschedule, and teacher fine-tuning."""

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 
-from spdc.atomic import atomic_directory, atomic_write_text
-from spdc.errors import CheckpointError
+from spdc.core.atomic import atomic_directory, atomic_write_text
+from spdc.core.errors import CheckpointError
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from spdc.console import progress_bar
-from spdc.metrics import compute_metrics
-from spdc.tasks import TaskSpec
+from spdc.core.console import progress_bar
+from spdc.data.batching import DynamicPaddingCollator, encode
+from spdc.data.metrics import compute_metrics
+from spdc.data.sources import load_split, task_spec
+from spdc.data.tasks import TaskSpec
+from spdc.models.loading import load_classifier
+from spdc.recipe.schema import TaskConfig
+from spdc.runs.records import EvalResult
+from spdc.runs.runtime import resolve_device
 
 
 def batches(dataset: Any, indices: Iterable[int], batch_size: int, collate: Any) -> Iterable[dict[str, torch.Tensor]]:
@@ -61,3 +68,26 @@ def evaluate(
     metrics = compute_metrics(logits, labels, task.metrics, regression=task.is_regression)
     metrics["loss"] = loss_sum / count
     return metrics
+
+
+def model_dir_of(path: Path) -> Path:
+    """Accept a run directory (its model/ subfolder) as well as a model directory."""
+    return path / "model" if (path / "model" / "config.json").is_file() else path
+
+
+def evaluate_model(model_path: Path, task: TaskConfig, *, split: str | None = None, batch_size: int = 64,
+                   device: str = "auto", show_progress: bool = True) -> EvalResult:
+    """Score a model (or run) directory on a split of `task` (default: its dev split) with the official metrics.
+    The data is read before the model is loaded: a missing file fails fast."""
+    spec = task_spec(task)
+    split_name = split or spec.dev_splits[0]
+    data = load_split(task, split_name)
+    loaded = load_classifier(str(model_dir_of(model_path)), spec)
+    torch_device = resolve_device(device)
+    metrics = evaluate(
+        loaded.model.to(torch_device), encode(data.examples, loaded.tokenizer, task.max_seq_length), spec,
+        collate=DynamicPaddingCollator(loaded.tokenizer, regression=spec.is_regression), batch_size=batch_size,
+        device=torch_device, description=f"eval {spec.name} {split_name}", show_progress=show_progress,
+    )
+    return EvalResult(model=str(model_path), task=spec.name, split=split_name, rows=len(data.examples),
+                      dropped=data.dropped, source=data.source, main_metric=spec.main_metric, metrics=metrics)

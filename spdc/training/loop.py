@@ -11,27 +11,30 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from spdc.atomic import atomic_directory
-from spdc.console import progress_bar, stderr
-from spdc.errors import CheckpointError
-from spdc.models import save_classifier
-from spdc.recipe import TrainingConfig
-from spdc.run_dir import RunDirectory
-from spdc.tasks import TaskSpec
+from spdc.core.atomic import atomic_directory
+from spdc.core.console import progress_bar, stderr
+from spdc.core.errors import CheckpointError
+from spdc.data.tasks import TaskSpec
+from spdc.models.loading import save_classifier
+from spdc.recipe.schema import TrainingConfig
+from spdc.runs.directory import RunDirectory
+from spdc.runs.records import EvalRecord, TrainRecord
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, load_checkpoint, save_checkpoint
 from spdc.training.evaluation import evaluate
-from spdc.training.schedule import linear_warmup_decay
+from spdc.training.lr_schedule import linear_warmup_decay
 
 
 class TrainingPlugin:
     """What a method adds to the plain loop. The defaults are plain fine-tuning on the labels."""
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, dict]:
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int
+             ) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss to minimise at a 0-based stage step, and named parts to log."""
         return model(**batch).loss, {}
 
@@ -64,7 +67,9 @@ class StagePosition:
 
 def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups over trainable parameters: no weight decay on biases and normalisation weights."""
-    decay, no_decay, seen = [], [], set()
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    seen: set[int] = set()
     for module in model.modules():
         for name, parameter in module.named_parameters(recurse=False):
             if not parameter.requires_grad or id(parameter) in seen:
@@ -121,6 +126,7 @@ class Trainer:
         )
         self.progress = progress or TrainerProgress()
         self.step = 0  # completed steps of this stage
+        self.skipped_steps = 0  # steps with nothing to learn (see _train_step)
         self._epoch_order: tuple[int, list[int]] | None = None
 
     # -- data order ------------------------------------------------------------------------------------------
@@ -166,14 +172,21 @@ class Trainer:
         batch = self.collate([self.train_data[index] for index in self._batch_indices(step)])
         batch = {key: value.to(self.device) for key, value in batch.items()}
         loss, parts = self.plugin.loss(self.model, batch, step)
-        loss.backward()
-        self.plugin.after_backward()
-        if self.config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(
-                [p for group in self.optimizer.param_groups for p in group["params"]], self.config.max_grad_norm
-            )
-        self.optimizer.step()
-        self.scheduler.step()
+        if loss.requires_grad:
+            loss.backward()
+            self.plugin.after_backward()
+            if self.config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for group in self.optimizer.param_groups for p in group["params"]], self.config.max_grad_norm
+                )
+            self.optimizer.step()
+        else:
+            # Nothing trainable took part in this step (grafting drew the teacher's module for every layer):
+            # no update, but the schedules advance as if one had happened.
+            self.skipped_steps += 1
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(loss.detach()), parts
 
@@ -183,18 +196,15 @@ class Trainer:
             self.model, self.dev_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
             device=self.device, description="dev", show_progress=self.show_progress,
         )
-        record: dict[str, Any] = {
-            "kind": "eval", "stage": self.stage.name, "step": global_step,
-            "epoch": self.step / self.steps_per_epoch, "time_s": round(self.progress.train_seconds, 2),
-            **stage_fields, "dev": dev,
-        }
-        if config.train_eval_samples:
-            record["train"] = evaluate(
-                self.model, self.train_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
-                device=self.device, limit=config.train_eval_samples, description="train (eval mode)",
-                show_progress=self.show_progress,
-            )
-        self.run.append_metrics(record)
+        train = evaluate(
+            self.model, self.train_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
+            device=self.device, limit=config.train_eval_samples, description="train (eval mode)",
+            show_progress=self.show_progress,
+        ) if config.train_eval_samples else None
+        self.run.append_metrics(EvalRecord(
+            stage=self.stage.name, step=global_step, epoch=self.step / self.steps_per_epoch,
+            time_s=round(self.progress.train_seconds, 2), dev=dev, train=train, **stage_fields,
+        ))
         score = dev[self.task.main_metric]
         progress = self.progress
         improved = progress.best_metric is None or score > progress.best_metric
@@ -202,7 +212,7 @@ class Trainer:
             progress.best_metric, progress.best_step, progress.best_eval = score, global_step, dev
             with atomic_directory(self.run.model_dir) as tmp:
                 save_classifier(self.model, self.tokenizer, tmp)
-        train_part = f", train {record['train'][self.task.main_metric]:.4f}" if "train" in record else ""
+        train_part = f", train {train[self.task.main_metric]:.4f}" if train else ""
         best = f"best {progress.best_metric:.4f} @ {progress.best_step}" if progress.best_step else "no best yet"
         stderr.print(f"{self.stage.name} step {global_step}: dev {self.task.main_metric} {score:.4f}{train_part} "
                      f"({best})", markup=False, highlight=False)
@@ -233,13 +243,12 @@ class Trainer:
                 shown = " ".join(f"{key} {value:.2f}" for key, value in stage_fields.items())
                 progress_display.update(bar, advance=1, status=f"loss {loss:.4f} lr {lr:.2e} {shown}")
                 if done % self.config.logging_steps == 0 or done == self.total_steps:
-                    self.run.append_metrics({
-                        "kind": "train", "stage": self.stage.name, "step": global_step,
-                        "epoch": done / self.steps_per_epoch, "time_s": round(self.progress.train_seconds, 2),
-                        "loss": sum(window) / len(window),
+                    self.run.append_metrics(TrainRecord(
+                        stage=self.stage.name, step=global_step, epoch=done / self.steps_per_epoch,
+                        time_s=round(self.progress.train_seconds, 2), loss=sum(window) / len(window), lr=lr,
                         **{name: sum(values) / len(values) for name, values in parts_window.items()},
-                        "lr": lr, **stage_fields,
-                    })
+                        **stage_fields,
+                    ))
                     window.clear()
                     parts_window.clear()
                 if self._is_eval_step(done):

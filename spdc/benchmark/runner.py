@@ -1,0 +1,109 @@
+"""Latency and throughput that can be compared: every model measured in the same process, interleaved.
+
+For each (batch size, sequence length) cell the models take turns in rounds (the starting model rotates each
+round), each warming up then running for its share of the time; onnxruntime sessions do not spin idle threads,
+so a model waiting its turn does not steal cores from the one being timed. Speedups are against the first model;
+efficiency = speedup / FLOP ratio, where 1.0 is what removing those FLOPs could buy at best.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import resource
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spdc.core.version import VERSION
+from spdc.benchmark.document import (
+    BenchDocument,
+    BenchModelRecord,
+    BenchSettingsRecord,
+    CellResult,
+    OrderEntry,
+)
+from spdc.benchmark.machine import machine_info
+from spdc.benchmark.models import BenchModel, bench_inputs, engine_of, load_bench_model, resolve_bench_provider
+from spdc.benchmark.timing import interleaved_order, latency_stats, time_calls
+from spdc.recipe.schema import TaskConfig
+
+
+@dataclass
+class BenchSettings:
+    batch_sizes: list[int]
+    seq_lens: list[int]
+    threads: int | None = None
+    provider: str = "cpu"
+    engine: str = "auto"
+    warmup_s: float = 1.0
+    time_s: float = 3.0
+    rounds: int = 3
+    task: TaskConfig | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def run_bench(paths: list[Path], settings: BenchSettings,
+              on_step: Callable[[str], None] | None = None) -> BenchDocument:
+    """Measure every model in every cell, interleaved."""
+    models: list[BenchModel] = []
+    notes: list[str] = []
+    for path in paths:
+        engine = engine_of(path, settings.engine)
+        provider, note = resolve_bench_provider(settings.provider, engine)
+        if note and note not in notes:
+            notes.append(note)
+        models.append(load_bench_model(path, engine=engine, provider=provider, threads=settings.threads))
+    provider = "cuda" if any(model.provider == "cuda" for model in models) else "cpu"
+    order = interleaved_order(len(models), settings.rounds)
+    results: list[CellResult] = []
+    schedule: list[OrderEntry] = []
+    for seq_len in settings.seq_lens:
+        for batch in settings.batch_sizes:
+            feeds = bench_inputs(models[0], batch=batch, seq_len=seq_len, task=settings.task)
+            timings: list[list[float]] = [[] for _ in models]
+            for round_index, round_order in enumerate(order):
+                for index in round_order:
+                    schedule.append(OrderEntry(batch=batch, seq_len=seq_len, round=round_index, model=index))
+                    if on_step:
+                        on_step(f"{models[index].label} b{batch} s{seq_len} round {round_index + 1}")
+                    model = models[index]
+                    timings[index] += time_calls(lambda model=model: model.run(feeds),  # type: ignore[misc]
+                                                 warmup_s=settings.warmup_s / settings.rounds,
+                                                 time_s=settings.time_s / settings.rounds)
+            results += _cell_results(models, timings, batch=batch, seq_len=seq_len)
+    return BenchDocument(
+        spdc=VERSION, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        machine=machine_info(provider, intra_op_threads=settings.threads),
+        settings=BenchSettingsRecord(
+            batch_sizes=settings.batch_sizes, seq_lens=settings.seq_lens, threads=settings.threads,
+            provider_requested=settings.provider, provider=provider, warmup_s=settings.warmup_s,
+            time_s=settings.time_s, rounds=settings.rounds,
+            inputs=f"task:{settings.task.name}" if settings.task else "synthetic",
+        ),
+        models=[BenchModelRecord(
+            index=index, label=model.label, path=str(model.path), engine=model.engine, provider=model.provider,
+            precision=model.precision, file_bytes=model.file_bytes, parameters=model.parameters,
+            load_mb=round(model.load_mb, 1),
+        ) for index, model in enumerate(models)],
+        order=schedule, results=results, notes=[*settings.notes, *notes],
+    )
+
+
+def _cell_results(models: list[BenchModel], timings: list[list[float]], *, batch: int, seq_len: int
+                  ) -> list[CellResult]:
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    baseline_median = statistics.median(timings[0])
+    baseline_flops = models[0].flops_per_sequence(seq_len)
+    cells = []
+    for index, (model, seconds) in enumerate(zip(models, timings, strict=True)):
+        flops = model.flops_per_sequence(seq_len)
+        speedup = baseline_median / statistics.median(seconds)
+        flop_ratio = baseline_flops / flops
+        cells.append(CellResult(
+            model=index, label=model.label, batch=batch, seq_len=seq_len, runs=len(seconds),
+            latency_ms=latency_stats(seconds), items_per_s=batch * len(seconds) / sum(seconds),
+            process_peak_rss_mb=round(peak_mb, 1), encoder_flops_per_sequence=flops, speedup=speedup,
+            flop_ratio=flop_ratio, efficiency=speedup / flop_ratio,
+        ))
+    return cells

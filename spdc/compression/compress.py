@@ -1,0 +1,160 @@
+"""`spdc compress`: build the student from a fine-tuned teacher and run the recipe's stages (SPD, KD or
+magnitude pruning), leaving a run directory with the best student at the final sparsity (folded on request)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import torch
+
+from spdc.compression.folding import fold_model_dir
+from spdc.compression.grafting import Grafting
+from spdc.compression.methods import METHODS
+from spdc.compression.objective import CompressionPlugin
+from spdc.compression.pruning.pruner import Pruner
+from spdc.compression.recorder import OutputRecorder
+from spdc.compression.student import build_student
+from spdc.core.atomic import atomic_write_text
+from spdc.core.errors import RecipeError
+from spdc.models.families import encoder_layers, family_of, prunable_linears
+from spdc.models.shape import EncoderShape
+from spdc.recipe.schema import Recipe, StageConfig
+from spdc.runs.records import CompressionRecord, CompressSummary
+from spdc.runs.setup import RunOptions, prepare_run
+from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, read_header
+from spdc.training.evaluation import evaluate
+from spdc.training.finetune import finetune
+from spdc.training.loop import StagePosition, Trainer
+
+COMPRESSION_FILE = "spdc_compression.json"
+FOLDED_DIR = "folded"
+
+
+def check_compress_recipe(recipe: Recipe) -> None:
+    """Rules that only matter for compression, reported like schema errors (key path, exit code 2)."""
+    problems = []
+    if not recipe.stages:
+        problems.append("stages: compress needs at least one stage")
+    if any(stage.prune for stage in recipe.stages) and recipe.pruning is None:
+        problems.append("pruning: a stage has `prune: true` but the recipe has no pruning section")
+    if recipe.pruning is not None and not any(stage.prune for stage in recipe.stages):
+        problems.append("stages: the recipe has a pruning section but no stage with `prune: true`")
+    method = METHODS[recipe.method]
+    for index, stage in enumerate(recipe.stages):
+        if not any(method.loss_weights(stage, recipe.distillation).model_dump().values()):
+            problems.append(f"stages.{index}.loss_weights: every loss weight is 0, so nothing would be learned")
+    grafted = [i for i, stage in enumerate(recipe.stages) if stage.grafting is not None]
+    reshaped = recipe.student.num_layers is not None or recipe.distillation.layer_map is not None
+    if method.grafting and grafted and reshaped:
+        problems.append(f"stages.{grafted[0]}.grafting: grafting swaps layer i of the student and the teacher, so "
+                        "it needs a student with every teacher layer (student.num_layers and "
+                        "distillation.layer_map null)")
+    if problems:
+        raise RecipeError(f"invalid recipe for compress ({recipe.name}):\n  " + "\n  ".join(problems))
+
+
+def _steps(stage: StageConfig, rows: int) -> int:
+    return stage.max_steps or stage.epochs * math.ceil(rows / stage.batch_size)
+
+
+def with_finetuned_teacher(recipe: Recipe, options: RunOptions) -> Recipe:
+    """When `teacher.finetuned` is false, fine-tune the teacher first (or reuse/resume that run) into
+    <run dir>-teacher and point the recipe at its model."""
+    if recipe.teacher.finetuned:
+        return recipe
+    out = options.output_dir or recipe.resolved_output_dir()
+    teacher_dir = out.with_name(f"{out.name}-teacher")
+    if not (teacher_dir / "summary.json").is_file():
+        resumable = (teacher_dir / "checkpoints" / "latest").is_file()
+        finetune(recipe, RunOptions(output_dir=teacher_dir, resume=resumable, overwrite=not resumable,
+                                    show_progress=options.show_progress))
+    teacher = recipe.teacher.model_copy(update={"model": str(teacher_dir / "model"), "finetuned": True})
+    return recipe.model_copy(update={"teacher": teacher})
+
+
+def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
+    check_compress_recipe(recipe)
+    started = time.perf_counter()
+    recipe = with_finetuned_teacher(recipe, options)
+    prepared = prepare_run(recipe, options)
+    spec, device, run, teacher = prepared.spec, prepared.device, prepared.run, prepared.model
+    method = METHODS[recipe.method]
+    stage_weights = [method.loss_weights(stage, recipe.distillation) for stage in recipe.stages]
+    if any(weights.attention for weights in stage_weights):
+        teacher.set_attn_implementation("eager")  # attention probabilities are a distillation target
+    family = family_of(teacher)
+    student, layer_map = build_student(teacher, family, recipe.student, recipe.distillation.layer_map)
+    teacher.to(device)
+    train_data, dev_data, collate = prepared.train_data, prepared.dev_data, prepared.collate
+    teacher_dev = evaluate(teacher, dev_data, spec, collate=collate, batch_size=recipe.stages[0].eval_batch_size,
+                           device=device, description="teacher dev", show_progress=options.show_progress)
+
+    student_layers = encoder_layers(student, family)
+    teacher_layers = encoder_layers(teacher, family)
+    linears = prunable_linears(student_layers, family)
+    stage_steps = [_steps(stage, len(train_data)) for stage in recipe.stages]
+    pruning_total = sum(steps for steps, stage in zip(stage_steps, recipe.stages, strict=True) if stage.prune)
+    pruner = Pruner(recipe.pruning, linears, EncoderShape.of(student.config), pruning_total) if recipe.pruning else None
+
+    resume_stage = 0
+    if options.resume:
+        checkpoint = latest_checkpoint(run.checkpoints_dir)
+        resume_stage = read_header(checkpoint)["stage"] if checkpoint else 0
+    progress: TrainerProgress | None = None
+    offset = pruning_offset = 0
+    fingerprint = recipe.fingerprint()
+    with OutputRecorder(family, [teacher, student], [teacher_layers, student_layers]) as recorder:
+        for index, (stage, steps) in enumerate(zip(recipe.stages, stage_steps, strict=True)):
+            if index >= resume_stage:  # stages before the checkpoint's are done; their state is in the checkpoint
+                grafting = Grafting(stage.grafting if method.grafting else None, stage_steps=steps, seed=recipe.seed,
+                                    stage_index=index, student_layers=student_layers, teacher_layers=teacher_layers,
+                                    layers_path=family.layers)
+                plugin = CompressionPlugin(
+                    method=method, stage=stage, grafting=grafting, distillation=recipe.distillation,
+                    teacher=teacher, layer_map=layer_map, recorder=recorder, regression=spec.is_regression,
+                    pruner=pruner, pruning_offset=pruning_offset,
+                )
+                trainer = Trainer(
+                    model=student, tokenizer=prepared.tokenizer, task=spec, train_data=train_data,
+                    dev_data=dev_data, collate=collate, config=stage, run=run, device=device, seed=recipe.seed,
+                    fingerprint=fingerprint, plugin=plugin, stage=StagePosition(index, stage.name, offset),
+                    progress=progress, show_progress=options.show_progress,
+                )
+                if options.resume and index == resume_stage:
+                    trainer.resume()
+                progress = trainer.fit()
+            offset += steps
+            if stage.prune:
+                pruning_offset += steps
+    assert progress is not None
+
+    structure = CompressionRecord(layer_map=layer_map, method=recipe.method)
+    if pruner is not None and recipe.pruning is not None:
+        structure.granularity = recipe.pruning.granularity
+        structure.sparsity = pruner.sparsity_report()
+        structure.flops = pruner.flops(recipe.task.max_seq_length)
+    if progress.best_step is not None:
+        atomic_write_text(run.model_dir / COMPRESSION_FILE, json.dumps(structure.to_dict(), indent=2) + "\n")
+    main = spec.main_metric
+    student_dev = progress.best_eval or {}
+    summary = CompressSummary(
+        run_dir=str(run.path), task=spec.name, method=recipe.method, teacher=recipe.teacher.model,
+        main_metric=main, dev_split=prepared.dev_name, teacher_dev=teacher_dev, student_dev=student_dev,
+        retained=(student_dev[main] / teacher_dev[main]) if student_dev and teacher_dev[main] else None,
+        best_step=progress.best_step, steps=progress.step, parameters=_parameter_counts(linears),
+        structure=structure, train_seconds=round(progress.train_seconds, 1),
+        wall_seconds=round(time.perf_counter() - started, 1), data=prepared.data_summary(),
+        environment=prepared.environment, model_dir=str(run.model_dir) if progress.best_step else None,
+    )
+    if recipe.export.fold and summary.model_dir:
+        summary.fold = fold_model_dir(run.model_dir, run.path / FOLDED_DIR)
+    run.write_summary(summary)
+    return summary
+
+
+def _parameter_counts(linears: dict[str, torch.nn.Linear]) -> dict[str, int]:
+    total = sum(linear.weight.numel() for linear in linears.values())
+    nonzero = sum(int(linear.weight.count_nonzero()) for linear in linears.values())
+    return {"encoder_matrices": total, "encoder_matrices_nonzero": nonzero}

@@ -1,0 +1,117 @@
+"""Distillation losses, as a registry keyed by the recipe's loss-weight names (`distillation.weights`).
+Padding never counts: hidden-state and attention errors are averaged over real tokens.
+
+Each registered loss says whether it needs the teacher's forward pass; the objective runs the teacher only
+when some loss with a non-zero weight does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over matched pairs of the per-element squared error on real tokens; states are [batch, seq, hidden]."""
+    weights = token_mask.unsqueeze(-1).to(student[0].dtype)
+    losses = []
+    for s, t in zip(student, teacher, strict=True):
+        squared = (s - t).pow(2) * weights
+        losses.append(squared.sum() / (weights.sum() * s.size(-1)))
+    return torch.stack(losses).mean()
+
+
+def attention_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of attention probabilities [batch, heads, query, key] over real query/key pairs."""
+    pair = (token_mask[:, None, :, None] * token_mask[:, None, None, :]).to(student[0].dtype)
+    losses = []
+    for s, t in zip(student, teacher, strict=True):
+        squared = (s - t).pow(2) * pair
+        losses.append(squared.sum() / (pair.sum() * s.size(1)))
+    return torch.stack(losses).mean()
+
+
+def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """-sum softmax(t/T) * log_softmax(s/T), averaged over the batch."""
+    targets = F.softmax(teacher_logits / temperature, dim=-1)
+    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+
+
+def logit_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float,
+               regression: bool) -> torch.Tensor:
+    if regression:
+        return F.mse_loss(student_logits.view(-1), teacher_logits.view(-1))
+    return soft_cross_entropy(student_logits, teacher_logits, temperature)
+
+
+def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor, *, regression: bool) -> torch.Tensor:
+    if regression:
+        return F.mse_loss(logits.view(-1), labels.view(-1).to(logits.dtype))
+    return F.cross_entropy(logits, labels)
+
+
+@dataclass
+class ForwardOutputs:
+    """One forward pass as the losses see it: logits, hidden states (embedding output first) and attention
+    probabilities in the order the layers ran."""
+
+    logits: torch.Tensor
+    hidden: list[torch.Tensor]
+    attentions: list[torch.Tensor]
+
+
+@dataclass
+class LossInputs:
+    """Everything a loss may read at one step. `teacher` is None when no loss in use needs it."""
+
+    student: ForwardOutputs
+    teacher: ForwardOutputs | None
+    labels: torch.Tensor
+    token_mask: torch.Tensor
+    layer_map: list[int]  # student layer i learns from teacher layer layer_map[i]
+    temperature: float
+    regression: bool
+
+    def teacher_outputs(self) -> ForwardOutputs:
+        if self.teacher is None:
+            raise RuntimeError("this loss needs the teacher's forward pass")
+        return self.teacher
+
+
+@dataclass(frozen=True)
+class DistillationLoss:
+    needs_teacher: bool
+    compute: Callable[[LossInputs], torch.Tensor]
+
+
+def _hidden(inputs: LossInputs) -> torch.Tensor:
+    teacher = inputs.teacher_outputs().hidden
+    matched = [teacher[0]] + [teacher[j + 1] for j in inputs.layer_map]
+    return hidden_mse(inputs.student.hidden, matched, inputs.token_mask)
+
+
+def _attention(inputs: LossInputs) -> torch.Tensor:
+    teacher = inputs.teacher_outputs().attentions
+    return attention_mse(inputs.student.attentions, [teacher[j] for j in inputs.layer_map], inputs.token_mask)
+
+
+def _logits(inputs: LossInputs) -> torch.Tensor:
+    return logit_loss(inputs.student.logits, inputs.teacher_outputs().logits, temperature=inputs.temperature,
+                      regression=inputs.regression)
+
+
+def _hard_label(inputs: LossInputs) -> torch.Tensor:
+    return hard_label_loss(inputs.student.logits, inputs.labels, regression=inputs.regression)
+
+
+LOSSES: dict[str, DistillationLoss] = {
+    "hidden": DistillationLoss(needs_teacher=True, compute=_hidden),
+    "attention": DistillationLoss(needs_teacher=True, compute=_attention),
+    "logits": DistillationLoss(needs_teacher=True, compute=_logits),
+    "hard_label": DistillationLoss(needs_teacher=False, compute=_hard_label),
+}
+LOSS_NAMES = {"hidden": "loss_hidden", "attention": "loss_attention", "logits": "loss_logits",
+              "hard_label": "loss_hard"}  # the metrics.jsonl key of each part

@@ -1,0 +1,132 @@
+"""The pruner: schedule + criterion + pattern applied to the student's six matrices per layer.
+
+Masks are recomputed at the schedule's update steps and re-applied after every optimizer step, so pruned
+weights stay exactly zero whatever the optimizer's momentum would do to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from spdc.compression.pruning.criteria import CRITERIA
+from spdc.compression.pruning.patterns import PATTERNS, MaskSet
+from spdc.compression.pruning.schedules import SCHEDULES
+from spdc.models.families import ROLES
+from spdc.models.shape import EncoderShape, encoder_flops_per_token
+from spdc.recipe.schema import PruningConfig
+
+
+class Pruner:
+    def __init__(self, config: PruningConfig, linears: dict[str, nn.Linear], shape: EncoderShape,
+                 total_steps: int) -> None:
+        self.config = config
+        self.linears = linears
+        self.shape = shape
+        self.criterion = CRITERIA[config.criterion]()
+        self.pattern = PATTERNS[config.granularity]
+        schedule_type = SCHEDULES[config.schedule]
+        targets = self.pattern.targets(config)
+        self.schedules = {
+            kind: schedule_type(initial=config.initial_sparsity if kind == "weights" else 0.0, final=final,
+                                total_steps=total_steps, num_updates=config.num_updates)
+            for kind, final in targets.items()
+        }
+        self.update_steps = set(next(iter(self.schedules.values())).update_steps())
+        self.masks = MaskSet()
+        self.current: dict[str, float] = {kind: 0.0 for kind in self.schedules}
+        self.last_update = 0
+
+    @property
+    def finished(self) -> bool:
+        """All mask updates done: the model is at its final sparsity."""
+        return self.last_update >= max(self.update_steps)
+
+    def after_backward(self) -> None:
+        if self.criterion.needs_gradients:
+            self.criterion.observe(self.linears)
+
+    def after_step(self, pruning_step: int) -> bool:
+        """Call after each optimizer step of a pruning stage (1-based step); returns True when masks changed."""
+        changed = pruning_step in self.update_steps
+        if changed:
+            self.update_masks({kind: schedule.sparsity_at(pruning_step) for kind, schedule in self.schedules.items()})
+            self.last_update = pruning_step
+        self.apply()
+        return changed
+
+    def update_masks(self, sparsity: dict[str, float]) -> None:
+        scores = {name: self.criterion.scores(name, linear) for name, linear in self.linears.items()}
+        self.masks = self.pattern.masks(scores, self.linears, sparsity, self.shape, self.config.scope)
+        self.current = dict(sparsity)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for name, mask in self.masks.weight.items():
+            self.linears[name].weight.mul_(mask.to(self.linears[name].weight.device))
+        for name, mask in self.masks.bias.items():
+            bias = self.linears[name].bias
+            if bias is not None:
+                bias.mul_(mask.to(bias.device))
+
+    # -- reporting --------------------------------------------------------------------------------------------
+    def sparsity_report(self) -> dict[str, Any]:
+        """Achieved sparsity (exact zeros) per matrix, per role and over all six matrices of every layer."""
+        per_matrix = {}
+        zeros_total = numel_total = 0
+        by_role: dict[str, list[int]] = {role: [0, 0] for role in ROLES}
+        for name, linear in self.linears.items():
+            numel = linear.weight.numel()
+            zeros = numel - int(torch.count_nonzero(linear.weight))
+            per_matrix[name] = zeros / numel
+            zeros_total += zeros
+            numel_total += numel
+            role = name.split(".", 1)[1]
+            by_role[role][0] += zeros
+            by_role[role][1] += numel
+        report: dict[str, Any] = {
+            "overall": zeros_total / numel_total,
+            "by_role": {role: zeros / numel for role, (zeros, numel) in by_role.items()},
+            "per_matrix": per_matrix,
+        }
+        if self.masks.heads:
+            report["kept_heads"] = {layer: int(kept.sum()) for layer, kept in sorted(self.masks.heads.items())}
+            report["kept_neurons"] = {layer: int(kept.sum()) for layer, kept in sorted(self.masks.neurons.items())}
+        return report
+
+    def flops(self, seq_len: int = 128) -> dict[str, float]:
+        """Encoder FLOPs per token before and after structured pruning (unstructured zeros save no dense FLOPs)."""
+        shape = self.shape
+        dense = encoder_flops_per_token(
+            hidden=shape.hidden, seq_len=seq_len, head_dim=shape.head_dim,
+            heads_per_layer=[shape.num_heads] * shape.num_layers,
+            neurons_per_layer=[shape.intermediate] * shape.num_layers,
+        )
+        heads = [int(self.masks.heads[layer].sum()) if layer in self.masks.heads else shape.num_heads
+                 for layer in range(shape.num_layers)]
+        neurons = [int(self.masks.neurons[layer].sum()) if layer in self.masks.neurons else shape.intermediate
+                   for layer in range(shape.num_layers)]
+        pruned = encoder_flops_per_token(hidden=shape.hidden, seq_len=seq_len, head_dim=shape.head_dim,
+                                         heads_per_layer=heads, neurons_per_layer=neurons)
+        return {"dense": dense, "pruned": pruned, "reduction": 1 - pruned / dense, "seq_len": seq_len}
+
+    # -- checkpointing ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "weight": self.masks.weight, "bias": self.masks.bias,
+            "heads": {str(k): v for k, v in self.masks.heads.items()},
+            "neurons": {str(k): v for k, v in self.masks.neurons.items()},
+            "current": self.current, "last_update": self.last_update, "criterion": self.criterion.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.masks = MaskSet(
+            weight=state["weight"], bias=state["bias"],
+            heads={int(k): v for k, v in state["heads"].items()},
+            neurons={int(k): v for k, v in state["neurons"].items()},
+        )
+        self.current = dict(state["current"])
+        self.last_update = int(state["last_update"])
+        self.criterion.load_state_dict(state["criterion"])

@@ -1,0 +1,53 @@
+"""Typed errors; each carries the exit code the CLI turns it into, so scripts can tell failures apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SpdcError(Exception):
+    """Base class: an expected failure with a message written for the user (no traceback)."""
+
+    exit_code = 1
+
+
+class RecipeError(SpdcError):
+    """The recipe (file, YAML or a --set override) is invalid. Exit code 2, like a usage error."""
+
+    exit_code = 2
+
+
+class DataError(SpdcError):
+    """Data could not be found or a row is invalid; the message names the file and the row."""
+
+    exit_code = 3
+
+
+class CheckpointError(SpdcError):
+    """A checkpoint is missing, corrupt, or belongs to a different recipe."""
+
+    exit_code = 4
+
+
+class ModelLoadError(SpdcError):
+    """A model or tokenizer could not be loaded from the given alias, directory or hub id."""
+
+    exit_code = 5
+
+
+class ArtifactError(SpdcError):
+    """An export artifact is missing, unreadable, or could not be produced."""
+
+    exit_code = 6
+
+
+class ParityError(SpdcError):
+    """An exported model does not give the same answers as its PyTorch source within the thresholds.
+    The artifact is kept and marked failed in its manifest."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, *, artifact: Path | None = None, precision: str | None = None) -> None:
+        super().__init__(message)
+        self.artifact = artifact
+        self.precision = precision

@@ -1,0 +1,54 @@
+"""onnxruntime sessions as spdc uses them: explicit providers and threads, and feeds built from a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spdc.core.errors import ArtifactError, SpdcError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def resolve_provider(provider: str) -> str:
+    """'auto' picks CUDA when onnxruntime has it; asking for CUDA where it is absent is an error that says so."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if provider == "auto":
+        return PROVIDERS["cuda"] if PROVIDERS["cuda"] in available else PROVIDERS["cpu"]
+    if PROVIDERS[provider] not in available:
+        raise SpdcError(f"onnxruntime has no {PROVIDERS[provider]} here (available: {', '.join(available)}); "
+                        "CUDA needs a GPU and the onnxruntime-gpu package")
+    return PROVIDERS[provider]
+
+
+def create_session(path: Path, *, threads: int | None = None, provider: str = "cpu", spinning: bool = True) -> Any:
+    """A session on one provider. `spinning=False` stops idle worker threads from busy-waiting, so sessions
+    measured one after another in the same process do not steal each other's cores."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    providers = [resolve_provider(provider)]
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable or invalid graphs
+        raise ArtifactError(f"onnxruntime cannot load {path}: {str(exc).strip().splitlines()[0][:300]}") from None
+
+
+def session_feed(session: Any, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The inputs the graph declares, as int64 arrays (exporters may drop an input the model ignores)."""
+    names = [node.name for node in session.get_inputs()]
+    missing = [name for name in names if name not in batch]
+    if missing:
+        raise SpdcError(f"the ONNX model needs inputs {missing} that the batch does not have")
+    return {name: np.asarray(batch[name].cpu() if hasattr(batch[name], "cpu") else batch[name], dtype=np.int64)
+            for name in names}

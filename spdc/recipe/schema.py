@@ -1,0 +1,245 @@
+"""Recipe schema: typed, strict (unknown keys are errors) and round-trippable (`spdc recipe show` output loads back).
+
+A recipe names a task, a teacher model and how to fine-tune it. The SPD sections (student, pruning, grafting,
+distillation, stages, export, bench) are added beside `teacher` as optional top-level keys, so every recipe
+written against this schema stays valid as the schema grows; `version` guards incompatible changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from spdc.data.metrics import METRICS
+from spdc.data.tasks import GLUE_TASKS, canonical_task_name
+
+
+class StrictModel(BaseModel):
+    """Base for every recipe section: unknown keys are rejected so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ColumnMapping(StrictModel):
+    """Which columns (or JSON keys) of a custom data file hold the texts and the label."""
+
+    text: str
+    text_pair: str | None = None
+    label: str
+
+
+class TaskConfig(StrictModel):
+    """The task and where its data comes from: a GLUE task name, or `custom` with files and a column mapping."""
+
+    name: str = Field(description="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte) or 'custom'.")
+    data_dir: Path | None = Field(
+        None, description="GLUE: folder holding this task's train.tsv/dev.tsv; tried before $SPDC_DATA_DIR and the hub."
+    )
+    train_file: Path | None = Field(None, description="custom: training file (csv, tsv, json or jsonl).")
+    dev_file: Path | None = Field(None, description="custom: evaluation file.")
+    format: Literal["auto", "csv", "tsv", "json", "jsonl"] = Field(
+        "auto", description="custom: file format; auto picks it from the file extension."
+    )
+    columns: ColumnMapping | None = Field(None, description="custom: which columns hold text, text_pair, label.")
+    labels: list[str] | None = Field(None, description="custom classification: label names, in index order.")
+    regression: bool = Field(False, description="custom: the label is a real number (one output).")
+    metrics: list[str] | None = Field(None, description="custom: metrics to report; the first selects the best checkpoint.")
+    max_seq_length: PositiveInt = Field(128, description="Truncate tokenised inputs to this many tokens.")
+    max_train_samples: PositiveInt | None = Field(None, description="Use only the first N training rows.")
+    max_eval_samples: PositiveInt | None = Field(None, description="Use only the first N evaluation rows.")
+    drop_bad_rows: bool = Field(False, description="Skip invalid rows (and report how many) instead of failing.")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> TaskConfig:
+        if self.name == "custom":
+            missing = [key for key in ("train_file", "dev_file", "columns") if getattr(self, key) is None]
+            if missing:
+                raise ValueError(f"a custom task needs {', '.join(missing)}")
+            if self.regression == bool(self.labels):
+                raise ValueError("a custom task needs either `labels` (classification) or `regression: true`")
+            unknown = [name for name in self.metrics or [] if name not in METRICS]
+            if unknown:
+                raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+            return self
+        canonical = canonical_task_name(self.name)
+        if canonical is None:
+            raise ValueError(f"unknown task {self.name!r}; use one of {', '.join(GLUE_TASKS)} or 'custom'")
+        custom_only = [
+            key
+            for key in ("train_file", "dev_file", "columns", "labels", "metrics")
+            if getattr(self, key) is not None
+        ]
+        if custom_only or self.regression:
+            raise ValueError(f"{', '.join(custom_only or ['regression'])} only apply to `name: custom`")
+        self.name = canonical
+        return self
+
+
+class TrainingConfig(StrictModel):
+    """One optimisation schedule. Used for teacher fine-tuning now, and by every SPD stage later."""
+
+    epochs: PositiveInt = Field(4, description="Passes over the training data.")
+    max_steps: PositiveInt | None = Field(None, description="Stop after this many optimizer steps (overrides epochs).")
+    learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of the linear warmup/decay schedule.")
+    batch_size: PositiveInt = Field(32, description="Training batch size.")
+    eval_batch_size: PositiveInt = Field(64, description="Evaluation batch size.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linearly rising learning rate.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this global norm; null disables.")
+    logging_steps: PositiveInt = Field(10, description="Write a train record to metrics.jsonl every N steps.")
+    eval_every_steps: PositiveInt | None = Field(
+        None, description="Evaluate (and checkpoint) every N steps, in addition to the end of every epoch."
+    )
+    train_eval_samples: int = Field(
+        512, ge=0, description="Training rows scored in eval mode at each evaluation (the train metric); 0 disables."
+    )
+
+
+class TeacherConfig(StrictModel):
+    """The model to fine-tune (and, in SPD, to distil from)."""
+
+    model: str = Field("minilm", description="Hub id, local directory, or the alias `minilm` (offline MiniLM-L6).")
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub (off unless you trust it).")
+    finetuned: bool = Field(
+        True, description="compress: `model` is already fine-tuned on the task; false fine-tunes it first "
+        "(with `finetune`) into <run dir>-teacher."
+    )
+    finetune: TrainingConfig = Field(
+        default_factory=TrainingConfig, description="Schedule used by `spdc finetune`."
+    )
+
+
+class StudentConfig(StrictModel):
+    """The student: a copy of the teacher's encoder layers; embeddings, pooler and classifier shared and frozen."""
+
+    num_layers: PositiveInt | None = Field(None, description="Student depth; null copies every teacher layer.")
+    train_embeddings: bool = Field(False, description="Give the student its own trainable embeddings.")
+    train_classifier: bool = Field(False, description="Give the student its own trainable pooler and classifier.")
+
+
+class PruningConfig(StrictModel):
+    """Which units are pruned, by which criterion, on which schedule (over all stages with `prune: true`)."""
+
+    granularity: Literal["unstructured", "structured"] = Field(
+        "unstructured", description="unstructured: single weights (the paper); structured: heads and FFN neurons."
+    )
+    criterion: Literal["magnitude", "first_order"] = Field(
+        "magnitude", description="magnitude: |w|; first_order: accumulated |w * grad| (Taylor importance)."
+    )
+    scope: Literal["local", "global"] = Field(
+        "local", description="local: same sparsity per matrix (unstructured) or per layer (structured); global: ranked across all."
+    )
+    schedule: Literal["cubic", "oneshot"] = Field("cubic", description="cubic: s_f + (s_i - s_f)(1 - t/T)^3.")
+    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="Unstructured sparsity at the start (s_i).")
+    final_sparsity: float = Field(0.9, ge=0, lt=1, description="Unstructured target sparsity (s_f).")
+    head_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of attention heads removed.")
+    neuron_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of FFN neurons removed.")
+    num_updates: PositiveInt = Field(12, description="Mask recomputations, evenly spaced over the pruning stages.")
+
+
+class GraftingConfig(StrictModel):
+    """Probability p that a layer uses its student module at a training step (else the frozen teacher's)."""
+
+    schedule: Literal["constant", "linear", "constant_then_linear"] = Field(
+        "linear", description="constant: p0; linear: p0 to 1 over the stage; constant_then_linear: p0, then to 1."
+    )
+    p0: float = Field(0.5, ge=0, le=1, description="Starting (or constant) probability.")
+    hold_fraction: float = Field(
+        0.5, ge=0, lt=1, description="constant_then_linear: fraction of the stage spent at p0 before the ramp."
+    )
+
+
+class LossWeights(StrictModel):
+    """Weights of the distillation loss parts."""
+
+    hidden: float = Field(1.0, ge=0, description="MSE between hidden states (embedding output and every layer).")
+    attention: float = Field(1.0, ge=0, description="MSE between attention probabilities.")
+    logits: float = Field(1.0, ge=0, description="Soft cross-entropy at the temperature (MSE for regression).")
+    hard_label: float = Field(0.0, ge=0, description="Cross-entropy (MSE for regression) against the labels.")
+
+
+class DistillationConfig(StrictModel):
+    """How the student learns from the teacher."""
+
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature of the logit loss.")
+    weights: LossWeights = Field(default_factory=LossWeights, description="Default loss weights of every stage.")
+    layer_map: list[int] | None = Field(
+        None, description="Teacher layer matched by each student layer; null: uniform (student i -> teacher (i+1)*T/S-1)."
+    )
+
+
+class StageConfig(TrainingConfig):
+    """One compression stage: its own schedule (the lr decay restarts per stage), pruning, grafting and losses."""
+
+    name: str = Field(description="Stage name shown in progress and logs.")
+    prune: bool = Field(False, description="Prune during this stage (the cubic schedule spans all pruning stages).")
+    grafting: GraftingConfig | None = Field(None, description="Grafting schedule; null: every layer is the student's.")
+    loss_weights: LossWeights | None = Field(None, description="Override distillation.weights for this stage.")
+
+
+class ParityThresholds(StrictModel):
+    """When an exported model counts as giving the same answers as its PyTorch source."""
+
+    atol: float = Field(1e-4, gt=0, description="fp32: largest allowed absolute logit difference.")
+    min_agreement: float = Field(1.0, ge=0, le=1, description="fp32: least fraction of equal top-1 predictions.")
+    max_metric_drop: float = Field(
+        0.005, ge=0, description="int8: largest allowed drop of the task's main metric (0.005 = 0.5 points)."
+    )
+
+
+class ExportConfig(StrictModel):
+    """Folding, ONNX export, optimisation, quantisation and the parity check that follows every export."""
+
+    fold: bool = Field(False, description="Fold the student into a smaller dense model at the end of compress.")
+    opset: int = Field(17, ge=14, le=23, description="ONNX opset.")
+    dynamo: bool = Field(False, description="Use the torch.export-based exporter instead of the TorchScript one.")
+    optimize: Literal["O0", "O1", "O2", "O3"] = Field(
+        "O2", description="O0 none; O1 onnxruntime basic graph rewrites; O2 + transformer fusions; "
+        "O3 + GELU approximation (changes numerics slightly).",
+    )
+    onnx: bool = Field(False, description="compress: export the (folded) student to ONNX with the parity check at the "
+                       "end of the run, into <run dir>/onnx (or onnx-int8).")
+    quantize: Literal["none", "dynamic-int8"] = Field("none", description="Dynamic int8 weight quantisation.")
+    samples: PositiveInt | None = Field(None, description="Parity on the first N dev rows; null: the whole split.")
+    parity: ParityThresholds = Field(default_factory=ParityThresholds, description="Parity thresholds.")
+
+
+class Recipe(StrictModel):
+    """A whole recipe."""
+
+    version: Literal[1] = Field(1, description="Schema version.")
+    name: str = Field(description="Run name; the default output directory is runs/<name>.")
+    seed: int = Field(42, description="Seed for weights, data order and dropout: same seed, same metrics on CPU.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when present, else CPU.")
+    threads: PositiveInt | None = Field(None, description="CPU threads for torch; null keeps torch's default.")
+    output_dir: Path | None = Field(None, description="Run directory; default runs/<name>.")
+    task: TaskConfig = Field(description="The task and where its data comes from.")
+    teacher: TeacherConfig = Field(
+        default_factory=TeacherConfig, description="The model to fine-tune (and, in SPD, to distil from)."
+    )
+    method: Literal["spd", "kd", "magnitude"] = Field(
+        "spd", description="spd: pruning + grafting + distillation; kd: no grafting; magnitude: labels only, no teacher."
+    )
+    student: StudentConfig = Field(default_factory=StudentConfig, description="The student built from the teacher.")
+    pruning: PruningConfig | None = Field(None, description="Pruning; null compresses by distillation alone.")
+    distillation: DistillationConfig = Field(default_factory=DistillationConfig, description="Distillation losses.")
+    stages: list[StageConfig] = Field(default_factory=list, description="Compression stages, run in order.")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="Fold, export and parity settings.")
+
+    def resolved_output_dir(self) -> Path:
+        return self.output_dir or Path("runs") / self.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def fingerprint(self, *, ignore: tuple[str, ...] = ("output_dir", "export")) -> str:
+        """Hash of the resolved recipe, used to refuse resuming a run with a different recipe (export settings
+        do not change training, so they are left out)."""
+        data = self.model_dump(mode="json", exclude=set(ignore))
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Reporting: markdown reports with plots of runs, and comparisons across runs."""

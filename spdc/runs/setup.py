@@ -1,0 +1,78 @@
+"""Setup shared by every command that trains: seeds, threads and device, the task's data and the teacher, then
+the run directory. What can fail cheaply is checked first (the model source, then the data, then the model
+itself), so a missing file or model fails before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
+from spdc.data.examples import SplitData
+from spdc.data.sources import load_split, task_spec
+from spdc.data.tasks import TaskSpec
+from spdc.models.loading import check_model_source, load_classifier
+from spdc.recipe.schema import Recipe
+from spdc.runs.directory import RunDirectory
+from spdc.runs.records import SplitSummary
+from spdc.runs.runtime import configure_threads, resolve_device, seed_everything
+
+
+@dataclass
+class RunOptions:
+    output_dir: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class PreparedRun:
+    spec: TaskSpec
+    dev_name: str
+    train_split: SplitData
+    dev_split: SplitData
+    train_data: EncodedSplit
+    dev_data: EncodedSplit
+    collate: DynamicPaddingCollator
+    model: Any
+    tokenizer: Any
+    model_source: str
+    device: torch.device
+    run: RunDirectory
+    environment: dict[str, Any]
+
+    def data_summary(self) -> dict[str, SplitSummary]:
+        """Rows used and dropped per split, and where they came from (for summary.json and the CLI)."""
+        return {
+            name: SplitSummary(source=split.source, rows=len(split.examples), dropped=split.dropped)
+            for name, split in (("train", self.train_split), (self.dev_name, self.dev_split))
+        }
+
+
+def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
+    seed_everything(recipe.seed)
+    threads = configure_threads(recipe.threads)
+    device = resolve_device(recipe.device)
+    check_model_source(recipe.teacher.model)
+    spec = task_spec(recipe.task)
+    dev_name = spec.dev_splits[0]
+    train_split = load_split(recipe.task, "train")
+    dev_split = load_split(recipe.task, dev_name)
+    loaded = load_classifier(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code)
+    run = RunDirectory.prepare(
+        options.output_dir or recipe.resolved_output_dir(), recipe, resume=options.resume, overwrite=options.overwrite
+    )
+    environment = run.write_environment(device.type, threads)
+    max_len = recipe.task.max_seq_length
+    return PreparedRun(
+        spec=spec, dev_name=dev_name, train_split=train_split, dev_split=dev_split,
+        train_data=encode(train_split.examples, loaded.tokenizer, max_len),
+        dev_data=encode(dev_split.examples, loaded.tokenizer, max_len),
+        collate=DynamicPaddingCollator(loaded.tokenizer, regression=spec.is_regression),
+        model=loaded.model, tokenizer=loaded.tokenizer, model_source=loaded.source, device=device, run=run,
+        environment=environment,
+    )

@@ -1,0 +1,34 @@
+"""`spdc finetune`: fine-tune the recipe's teacher on its task and leave a complete run directory."""
+
+from __future__ import annotations
+
+import time
+
+from spdc.recipe.schema import Recipe
+from spdc.runs.records import FinetuneSummary
+from spdc.runs.setup import RunOptions, prepare_run
+from spdc.training.loop import Trainer
+
+
+def finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
+    """Run fine-tuning end to end and return the summary (also written to summary.json)."""
+    started = time.perf_counter()
+    prepared = prepare_run(recipe, options)
+    trainer = Trainer(
+        model=prepared.model, tokenizer=prepared.tokenizer, task=prepared.spec, train_data=prepared.train_data,
+        dev_data=prepared.dev_data, collate=prepared.collate, config=recipe.teacher.finetune, run=prepared.run,
+        device=prepared.device, seed=recipe.seed, fingerprint=recipe.fingerprint(),
+        show_progress=options.show_progress,
+    )
+    if options.resume:
+        trainer.resume()
+    result = trainer.fit()
+    summary = FinetuneSummary(
+        run_dir=str(prepared.run.path), task=prepared.spec.name, model=recipe.teacher.model,
+        model_source=prepared.model_source, main_metric=prepared.spec.main_metric, best_step=result.best_step,
+        dev_split=prepared.dev_name, dev=result.best_eval, steps=result.step,
+        train_seconds=round(result.train_seconds, 1), wall_seconds=round(time.perf_counter() - started, 1),
+        data=prepared.data_summary(), environment=prepared.environment, model_dir=str(prepared.run.model_dir),
+    )
+    prepared.run.write_summary(summary)
+    return summary
