@@ -30,7 +30,10 @@ demo: install
 		--time-s 2 --task mrpc --plot $(DEMO)/latency.png
 	$(BIN)/spdc report $(DEMO)
 
+# Lint (ruff), types (mypy, configured in pyproject.toml), then the offline test suite: what CI runs.
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -58,14 +58,15 @@ def render(document: dict, names: list[str], command: str) -> str:
     machine, settings = document["machine"], document["settings"]
     lines = [
         "# Latency of the MiniLM-L6 MRPC models (`spdc bench`)", "",
-        f"Date: {dt.date.today().isoformat()}. Machine: {machine['processor']}, {machine['cpu_count']} CPU cores, "
+        (f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. Machine: {machine['processor']}, "
+         f"{machine['cpu_count']} CPU cores, "
         f"{machine['platform']}, provider {settings['provider']}. Versions: torch {machine['torch']}, onnxruntime "
         f"{machine['onnxruntime']}, spdc {document['spdc']}. Produced by `python benchmarks/bench_minilm.py`; "
-        "raw document: [bench-minilm.json](bench-minilm.json).", "",
-        f"One process, {settings['threads']} threads, inputs {settings['inputs']} (real dev sentences padded or "
+        "raw document: [bench-minilm.json](bench-minilm.json)."), "",
+        (f"One process, {settings['threads']} threads, inputs {settings['inputs']} (real dev sentences padded or "
         f"cut to the length), {settings['time_s']} s timed + {settings['warmup_s']} s warm-up per model and cell "
         f"in {settings['rounds']} interleaved rounds. Speedup against the dense teacher on ORT fp32 (model 0); "
-        "FLOP ratio = its encoder FLOPs / the model's; efficiency = speedup / FLOP ratio.", "",
+        "FLOP ratio = its encoder FLOPs / the model's; efficiency = speedup / FLOP ratio."), "",
         "| # | model | file MB | parameters |", "|---:|---|---:|---:|",
     ]
     for model, name in zip(document["models"], names, strict=True):
@@ -74,8 +75,8 @@ def render(document: dict, names: list[str], command: str) -> str:
     lines += ["", "![median latency vs batch size](bench-minilm.png)", ""]
     for seq_len in settings["seq_lens"]:
         lines += [f"## Sequence length {seq_len}", "",
-                  "| # | model | batch | median ms | mean ms | std | p90 | p99 | items/s | speedup | FLOP ratio "
-                  "| efficiency |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  ("| # | model | batch | median ms | mean ms | std | p90 | p99 | items/s | speedup | FLOP ratio "
+                  "| efficiency |"), "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         cells = sorted((c for c in document["results"] if c["seq_len"] == seq_len),
                        key=lambda c: (c["batch"], c["model"]))
         for cell in cells:

@@ -64,16 +64,17 @@ def render(artifacts: list[tuple[str, Path]], manifests: list[dict], bench: dict
     versions = manifests[0]["export"]["versions"]
     lines = [
         "# ONNX export of the MiniLM-L6 teacher and SPD students (real MRPC dev)", "",
-        f"Date: {dt.date.today().isoformat()}. Machine: {machine['processor']}, {machine['cpu_count']} CPU cores, "
+        (f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. Machine: {machine['processor']}, "
+         f"{machine['cpu_count']} CPU cores, "
         f"{machine['platform']}. Versions: torch {versions['torch']}, onnx {versions['onnx']}, onnxruntime "
         f"{versions['onnxruntime']}, spdc {bench['spdc']}. Produced by `python benchmarks/export_minilm.py` "
-        "(commands below).", "",
+        "(commands below)."), "",
         "## Size and parity (full MRPC dev split, 408 rows)", "",
-        "Parameters count the whole model (embeddings included). Parity compares ORT with the PyTorch student "
+        ("Parameters count the whole model (embeddings included). Parity compares ORT with the PyTorch student "
         "(masked, unfolded) on the same padded batches; thresholds: fp32 max |logit diff| <= 1e-4 and 100% "
-        "agreement, int8 F1 drop <= 0.5 points.", "",
-        "| artifact | folded | parameters | file MB | opt. | fused ops | max abs logit diff | mean abs logit diff "
-        "| agreement | F1 PyTorch | F1 ORT | status |",
+        "agreement, int8 F1 drop <= 0.5 points."), "",
+        ("| artifact | folded | parameters | file MB | opt. | fused ops | max abs logit diff | mean abs logit diff "
+        "| agreement | F1 PyTorch | F1 ORT | status |"),
         "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for (name, _), manifest in zip(artifacts, manifests, strict=True):
@@ -91,11 +92,11 @@ def render(artifacts: list[tuple[str, Path]], manifests: list[dict], bench: dict
         lines += ["", "Export notes: " + " ".join(f"{note}." for note in notes)]
     settings = bench["settings"]
     lines += [
-        "", f"## ORT CPU latency ({settings['threads']} threads, sequence {settings['seq_lens'][0]}, real MRPC "
+        "", (f"## ORT CPU latency ({settings['threads']} threads, sequence {settings['seq_lens'][0]}, real MRPC "
         f"dev sentences padded to length, {settings['time_s']} s per model and cell in {settings['rounds']} "
-        "interleaved rounds, one process)", "",
-        "Speedup is against the dense teacher fp32 (first row); FLOP ratio = teacher encoder FLOPs / model encoder "
-        "FLOPs; efficiency = speedup / FLOP ratio (1.0 = all of the removed FLOPs turned into speed).", "",
+        "interleaved rounds, one process)"), "",
+        ("Speedup is against the dense teacher fp32 (first row); FLOP ratio = teacher encoder FLOPs / model encoder "
+        "FLOPs; efficiency = speedup / FLOP ratio (1.0 = all of the removed FLOPs turned into speed)."), "",
         "| artifact | batch | median ms | p90 ms | p99 ms | items/s | speedup | FLOP ratio | efficiency |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]

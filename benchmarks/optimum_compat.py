@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 TEXTS = ["The company said profits rose 5% in the quarter.", "Shares fell sharply on Monday after the report.",
          "He was not available for comment."]
@@ -44,7 +45,7 @@ def check(path: str) -> None:
 
     print(f"optimum-onnx ORTModelForSequenceClassification, transformers {transformers.__version__}, "
           f"optimum.onnxruntime from {optimum.onnxruntime.__file__}")
-    for record in json.load(open(path, encoding="utf-8")):
+    for record in json.loads(Path(path).read_text(encoding="utf-8")):
         model = ORTModelForSequenceClassification.from_pretrained(record["artifact"])
         tokenizer = AutoTokenizer.from_pretrained(record["artifact"])
         batch = tokenizer(TEXTS, PAIRS, padding=True, return_tensors="pt")

@@ -135,14 +135,14 @@ def main() -> None:
     seed_counts = sorted({len(results) for *_, results in rows})
     lines = [
         "# SPD vs KD vs magnitude pruning on MiniLM-L6 (real GLUE dev)", "",
-        f"Date: {dt.date.today().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
+        (f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, device {env['device']}. Versions: torch {env['torch']}, "
         f"transformers {env['transformers']}, spdc {env['spdc']}. "
         f"Seeds per row: {', '.join(map(str, seed_counts))} (column n); "
-        "metrics are means over a row's seeds, and `dev per seed` lists each.",
+        "metrics are means over a row's seeds, and `dev per seed` lists each."),
         f"Schedule (identical for every method): {schedule(Path(commands[0].split()[2]))}",
-        "", "| task | sparsity | method | n | dev (main) | dev per seed | dev (all) | train (main, eval mode) "
-        "| train - dev | retained | FLOPs cut | wall min |",
+        "", ("| task | sparsity | method | n | dev (main) | dev per seed | dev (all) | train (main, eval mode) "
+        "| train - dev | retained | FLOPs cut | wall min |"),
         "|---|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for task, label, method, results in rows:

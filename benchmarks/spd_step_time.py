@@ -134,14 +134,14 @@ def main() -> None:
     lines = [
         "# Seconds per SPD training step vs plain fine-tuning",
         "",
-        f"Date: {dt.date.today().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, CPU only.",
+        (f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, CPU only."),
         f"Versions: torch {torch.__version__}, transformers {transformers.__version__}.",
-        f"Command: `python benchmarks/spd_step_time.py --steps {args.steps} --batch-size {args.batch_size} "
-        f"--seq-len {args.seq_len} --graft-p {' '.join(f'{p:g}' for p in args.graft_p)}`",
+        (f"Command: `python benchmarks/spd_step_time.py --steps {args.steps} --batch-size {args.batch_size} "
+        f"--seq-len {args.seq_len} --graft-p {' '.join(f'{p:g}' for p in args.graft_p)}`"),
         "",
-        f"MiniLM-L6 (all-MiniLM-L6-v2, 2 labels), batch {args.batch_size}, sequence {args.seq_len} (no padding), "
-        f"{args.steps} measured steps of each kind after 2 warm-up rounds, interleaved in one process.",
+        (f"MiniLM-L6 (all-MiniLM-L6-v2, 2 labels), batch {args.batch_size}, sequence {args.seq_len} (no padding), "
+        f"{args.steps} measured steps of each kind after 2 warm-up rounds, interleaved in one process."),
         "",
         "| step | median s | mean s | min s | max s | / plain (medians) |",
         "|---|---:|---:|---:|---:|---:|",

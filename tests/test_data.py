@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
+from spdc.core.errors import DataError
 from spdc.data.batching import DynamicPaddingCollator, encode
 from spdc.data.sources import load_split
-from spdc.core.errors import DataError
 from spdc.recipe import TaskConfig
 
 from .conftest import real_glue_dir, requires_real_glue
@@ -142,7 +142,7 @@ def test_custom_pairs_and_regression(tmp_path: Path) -> None:
 
 
 def test_unknown_extension_needs_format(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="set task.format"):
+    with pytest.raises(DataError, match=r"set task\.format"):
         load_split(custom(tmp_path, "d.txt", "text,label\na,pos\n"), "train")
     split = load_split(custom(tmp_path, "d.txt", "text,label\na,pos\n", format="csv"), "train")
     assert split.examples[0].label == 1

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from spdc.compression.grafting import draw_student_layers, grafting_probability
 from spdc.compression.losses import attention_mse, hard_label_loss, hidden_mse, logit_loss, soft_cross_entropy
 from spdc.compression.student import uniform_layer_map
-from spdc.compression.grafting import draw_student_layers, grafting_probability
 from spdc.recipe import GraftingConfig
 
 

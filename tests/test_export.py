@@ -13,15 +13,15 @@ from click.testing import CliRunner
 from onnx import numpy_helper
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
-from spdc.deploy.manifest import MANIFEST_FILE, ONNX_FILE, read_manifest
 from spdc.cli.main import cli
-from spdc.deploy.build import AttentionShape, ExportSource, export_artifact
 from spdc.compression.folding import fold
-from spdc.models.structure import HeadlessAttention, structure_of
-from spdc.models.loading import load_classifier, save_classifier
-from spdc.deploy.sessions import create_session, session_feed
-from spdc.recipe import ExportConfig, validate_task
 from spdc.data.synthetic import synthetic_inputs
+from spdc.deploy.build import AttentionShape, ExportSource, export_artifact
+from spdc.deploy.manifest import MANIFEST_FILE, ONNX_FILE, read_manifest
+from spdc.deploy.sessions import create_session, session_feed
+from spdc.models.loading import load_classifier, save_classifier
+from spdc.models.structure import HeadlessAttention, structure_of
+from spdc.recipe import ExportConfig, validate_task
 
 from .conftest import real_glue_dir, requires_minilm, requires_real_glue
 

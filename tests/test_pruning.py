@@ -4,13 +4,12 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from spdc.models.families import encoder_layers, family_of, prunable_linears
-from spdc.models.shape import encoder_flops_per_token
 from spdc.compression.pruning.criteria import FirstOrderCriterion, MagnitudeCriterion
 from spdc.compression.pruning.patterns import head_masks, neuron_masks, unstructured_masks
 from spdc.compression.pruning.pruner import Pruner
-from spdc.models.shape import EncoderShape
 from spdc.compression.pruning.schedules import CubicSchedule
+from spdc.models.families import encoder_layers, family_of, prunable_linears
+from spdc.models.shape import EncoderShape, encoder_flops_per_token
 from spdc.recipe import PruningConfig
 
 

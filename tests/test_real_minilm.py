@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from transformers import AutoModelForSequenceClassification
 
 from spdc.cli.main import cli
-from spdc.models.loading import load_classifier, minilm_dir
 from spdc.data.tasks import get_task
+from spdc.models.loading import load_classifier, minilm_dir
 
 from .conftest import real_glue_dir, requires_minilm, requires_real_glue
 

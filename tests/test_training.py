@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from spdc.core.errors import CheckpointError, SpdcError
-from spdc.training.finetune import finetune
-from spdc.runs.setup import RunOptions
 from spdc.recipe import load_recipe
+from spdc.runs.setup import RunOptions
+from spdc.training.finetune import finetune
 from spdc.training.loop import Trainer
 from spdc.training.lr_schedule import linear_warmup_decay
 
@@ -95,7 +95,7 @@ def test_corrupt_checkpoint_is_detected(tiny_recipe, tmp_path: Path) -> None:
     data = bytearray(model_file.read_bytes())
     data[-10] ^= 0xFF
     model_file.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="model.safetensors is missing or corrupt"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is missing or corrupt"):
         run(tiny_recipe(epochs=1), output_dir=tmp_path / "r", resume=True)
 
 

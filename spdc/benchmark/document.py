@@ -21,7 +21,7 @@ class MachineInfo(Record):
     cpu_model: str = ""
     cpu_count: int | None
     cpu_usable: int | None = None
-    isa: dict[str, bool] = {}
+    isa: dict[str, bool] = Field(default_factory=dict)
     python: str
     torch: str
     onnxruntime: str

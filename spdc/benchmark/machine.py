@@ -36,6 +36,6 @@ def machine_header(machine: MachineInfo) -> str:
         f"machine: {machine.cpu_model} ({machine.cpu_usable} of {machine.cpu_count} cores usable)"
         + (f", GPU {machine.gpu}" if machine.gpu else ""),
         f"ISA: {', '.join(present) or 'none of the int8/bf16 accelerating features'}",
-        f"onnxruntime {machine.onnxruntime} {machine.execution_provider} {machine.ort_graph_optimization}, "
-        f"{threads} intra-op threads; torch {machine.torch}, {machine.torch_threads} threads",
+        (f"onnxruntime {machine.onnxruntime} {machine.execution_provider} {machine.ort_graph_optimization}, "
+        f"{threads} intra-op threads; torch {machine.torch}, {machine.torch_threads} threads"),
     ])

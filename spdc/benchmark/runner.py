@@ -9,13 +9,13 @@ efficiency = speedup / FLOP ratio, where 1.0 is what removing those FLOPs could 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import resource
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spdc.core.version import VERSION
 from spdc.benchmark.document import (
     BenchDocument,
     BenchModelRecord,
@@ -26,6 +26,7 @@ from spdc.benchmark.document import (
 from spdc.benchmark.machine import machine_info
 from spdc.benchmark.models import BenchModel, bench_inputs, engine_of, load_bench_model, resolve_bench_provider
 from spdc.benchmark.timing import interleaved_order, latency_stats, time_calls
+from spdc.core.version import VERSION
 from spdc.recipe.schema import TaskConfig
 
 
@@ -67,8 +68,7 @@ def run_bench(paths: list[Path], settings: BenchSettings,
                     schedule.append(OrderEntry(batch=batch, seq_len=seq_len, round=round_index, model=index))
                     if on_step:
                         on_step(f"{models[index].label} b{batch} s{seq_len} round {round_index + 1}")
-                    model = models[index]
-                    timings[index] += time_calls(lambda model=model: model.run(feeds),  # type: ignore[misc]
+                    timings[index] += time_calls(functools.partial(models[index].run, feeds),
                                                  warmup_s=settings.warmup_s / settings.rounds,
                                                  time_s=settings.time_s / settings.rounds)
             results += _cell_results(models, timings, batch=batch, seq_len=seq_len)

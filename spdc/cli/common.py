@@ -31,7 +31,8 @@ set_option = click.option(
 def run_directory_options(command: F) -> F:
     """--out, --resume and --overwrite, shared by every command that writes a run directory."""
     for option in reversed([
-        click.option("--out", "output_dir", type=click.Path(path_type=Path), help="Run directory (default runs/<name>)."),
+        click.option("--out", "output_dir", type=click.Path(path_type=Path),
+                     help="Run directory (default runs/<name>)."),
         click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint."),
         click.option("--overwrite", is_flag=True, help="Replace an existing run directory."),
     ]):

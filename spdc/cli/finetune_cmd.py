@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from spdc.cli.common import handle_errors, json_option, metrics_table, quiet_libraries, run_directory_options, set_option
+from spdc.cli.common import (
+    handle_errors,
+    json_option,
+    metrics_table,
+    quiet_libraries,
+    run_directory_options,
+    set_option,
+)
 from spdc.core.console import print_json, stderr
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from spdc.core.version import VERSION
-from spdc.cli.recipe_cmd import recipe_group
-from spdc.cli.report_cmd import report_command
 from spdc.cli.bench_cmd import bench_command
 from spdc.cli.compress_cmd import compress_command
 from spdc.cli.eval_cmd import eval_command
 from spdc.cli.export_cmd import export_command
 from spdc.cli.finetune_cmd import finetune_command
 from spdc.cli.fold_cmd import fold_command
+from spdc.cli.recipe_cmd import recipe_group
+from spdc.cli.report_cmd import report_command
 from spdc.cli.validate_cmd import validate_command
+from spdc.core.version import VERSION
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -19,7 +19,7 @@ from torch import nn
 from spdc.core.atomic import atomic_directory
 from spdc.core.errors import SpdcError
 from spdc.data.synthetic import model_input_names, synthetic_inputs
-from spdc.models.families import encoder_layers, family_of
+from spdc.models.families import encoder_layers, family_of, linear_at, model_config
 from spdc.models.loading import load_classifier, save_classifier
 from spdc.models.shape import head_size
 from spdc.models.structure import (
@@ -41,7 +41,7 @@ def fold(model: nn.Module) -> FoldedStructure | None:
     (a dense model then stays loadable by plain transformers). Folding a folded model again is allowed: head
     indices keep pointing at the original heads."""
     family = family_of(model)
-    config = model.config
+    config = model_config(model)
     head_dim = head_size(config)
     previous = structure_of(config)
     heads: list[list[int]] = []
@@ -52,13 +52,13 @@ def fold(model: nn.Module) -> FoldedStructure | None:
         if isinstance(layer.get_submodule(family.attention), HeadlessAttention):
             kept_heads: list[int] = []
         else:
-            columns = layer.get_submodule(family.attention_output).weight.abs().sum(dim=0)
+            columns = linear_at(layer, family.attention_output).weight.abs().sum(dim=0)
             kept_heads = [int(i) for i in torch.nonzero(columns.view(-1, head_dim).sum(dim=1) > 0).flatten()]
-        output = layer.get_submodule(family.output)
+        output = linear_at(layer, family.output)
         kept_neurons = torch.nonzero(output.weight.abs().sum(dim=0) > 0).flatten()
         if kept_neurons.numel() == 0:  # keep one neuron with a zero output column: exact, and no empty matrices
             kept_neurons = torch.zeros(1, dtype=torch.long)
-        changed |= len(kept_heads) < len(original_heads) or kept_neurons.numel() < output.weight.shape[1]
+        changed = changed or len(kept_heads) < len(original_heads) or kept_neurons.numel() < output.weight.shape[1]
         heads.append([original_heads[i] for i in kept_heads])
         neuron_counts.append(int(kept_neurons.numel()))
         reshape_layer(layer, family, kept_heads, kept_neurons.cpu(), head_dim, config.hidden_dropout_prob)
@@ -74,10 +74,11 @@ def max_logit_difference(first: nn.Module, second: nn.Module, tokenizer: Any) ->
     """Largest logit difference on random padded batches of two shapes."""
     names = model_input_names(tokenizer)
     difference = 0.0
-    longest = int(getattr(first.config, "max_position_embeddings", 128))
+    config = model_config(first)
+    longest = int(getattr(config, "max_position_embeddings", 128))
     for batch, seq_len in ((4, min(32, longest)), (2, min(77, longest))):
         feeds = {name: torch.from_numpy(array) for name, array in synthetic_inputs(
-            names, first.config.vocab_size, batch=batch, seq_len=seq_len, seed=seq_len).items()}
+            names, config.vocab_size, batch=batch, seq_len=seq_len, seed=seq_len).items()}
         difference = max(difference, float((first(**feeds).logits - second(**feeds).logits).abs().max()))
     return difference
 
@@ -93,7 +94,7 @@ def fold_model_dir(source: Path, out: Path) -> FoldResult:
         raise SpdcError(f"folding {source} moved the logits by {difference:.2e} (limit {FOLD_ATOL:g}); nothing written")
     with atomic_directory(out) as staging:
         save_classifier(folded, loaded.tokenizer, staging)
-    config = folded.config
+    config = model_config(folded)
     return FoldResult(
         source=str(source), folded_dir=str(out), folded=structure is not None,
         structure=structure.summary(config.num_attention_heads, config.intermediate_size) if structure else None,

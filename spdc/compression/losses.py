@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 
-def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor) -> torch.Tensor:
+def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor
+               ) -> torch.Tensor:
     """Mean over matched pairs of the per-element squared error on real tokens; states are [batch, seq, hidden]."""
     weights = token_mask.unsqueeze(-1).to(student[0].dtype)
     losses = []
@@ -24,7 +25,8 @@ def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],
     return torch.stack(losses).mean()
 
 
-def attention_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor) -> torch.Tensor:
+def attention_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor
+                  ) -> torch.Tensor:
     """Mean squared error of attention probabilities [batch, heads, query, key] over real query/key pairs."""
     pair = (token_mask[:, None, :, None] * token_mask[:, None, None, :]).to(student[0].dtype)
     losses = []

@@ -8,12 +8,13 @@ import copy
 from torch import nn
 
 from spdc.core.errors import RecipeError
-from spdc.models.families import FamilySpec, encoder_layers
+from spdc.models.families import FamilySpec, encoder_layers, model_config
 from spdc.recipe.schema import StudentConfig
 
 
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
-    """Student layer i learns from teacher layer (i+1)*T/S - 1: the last student layer matches the last teacher layer."""
+    """Student layer i learns from teacher layer (i+1)*T/S - 1: the last student layer matches the last teacher
+    layer."""
     return [(index + 1) * teacher_layers // student_layers - 1 for index in range(student_layers)]
 
 
@@ -29,7 +30,7 @@ def build_student(teacher: nn.Module, family: FamilySpec, config: StudentConfig,
                           f"{len(teacher_layers)} teacher layers")
     student = copy.deepcopy(teacher)
     student.set_submodule(family.layers, nn.ModuleList([copy.deepcopy(teacher_layers[j]) for j in mapping]))
-    student.config.num_hidden_layers = depth
+    model_config(student).num_hidden_layers = depth
     shared = ([] if config.train_embeddings else [family.embeddings]) + (
         [] if config.train_classifier else list(family.head))
     for path in shared:

@@ -39,7 +39,7 @@ class CpuInfo:
 
 def parse_cpuinfo(text: str) -> tuple[str, set[str]]:
     """(model name, flags) from /proc/cpuinfo's first processor block."""
-    model, flags = "", set()
+    model, flags = "", set[str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()

@@ -10,7 +10,7 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from spdc.core.errors import DataError
 
@@ -44,7 +44,7 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
 def read_delimited(path: Path, *, delimiter: str, header: tuple[str, ...] | None = None) -> Iterator[Row]:
     """CSV (standard quoting) or TSV (QUOTE_NONE). `header` names the columns of a headerless file."""
     lines = list(_decoded_lines(path))
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
     line_numbers = [number for number, _ in lines]
     columns: list[str] | None = list(header) if header else None

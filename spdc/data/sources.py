@@ -112,10 +112,11 @@ def load_split(config: TaskSource, split: str) -> SplitData:
         )
 
     if spec.name == "custom":
-        path = Path(filename)
-        fmt = detect_format(path, config.format)
+        custom_file = Path(filename)
+        fmt = detect_format(custom_file, config.format)
         # A JSON array is counted by element, the other formats by line.
-        return validated(read_rows(path, fmt), spec.local_columns, str(path), "row" if fmt == "json" else "line")
+        return validated(read_rows(custom_file, fmt), spec.local_columns, str(custom_file),
+                         "row" if fmt == "json" else "line")
 
     tried: list[str] = []
     for where, path in _local_candidates(config, spec, filename):
@@ -131,7 +132,7 @@ def load_split(config: TaskSource, split: str) -> SplitData:
     else:
         try:
             rows, source = _hub_rows(spec, hub_split)
-        except Exception as exc:  # datasets raises many unrelated types for network/cache failures
+        except Exception as exc:  # noqa: BLE001 - datasets raises many unrelated types for network/cache failures
             tried.append(f"hub {spec.hub_dataset}/{spec.hub_config}: {type(exc).__name__}: {exc}")
         else:
             return validated(rows, spec.hub_columns, source, "row")

@@ -17,10 +17,10 @@ from typing import Literal
 
 import torch
 
-from spdc.core.version import VERSION
 from spdc.compression.folding import fold
 from spdc.core.atomic import atomic_directory
 from spdc.core.errors import ArtifactError, ParityError
+from spdc.core.version import VERSION
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.deploy.manifest import (
     ONNX_FILE,

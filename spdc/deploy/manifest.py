@@ -68,7 +68,7 @@ class ArtifactSizes(Record):
 
 
 class ExportManifest(Record):
-    format: Literal["spdc-onnx-artifact"] = MANIFEST_FORMAT
+    format: Literal["spdc-onnx-artifact"] = "spdc-onnx-artifact"
     version: int = 1
     spdc: str
     created: str

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from spdc.data.synthetic import synthetic_inputs
+from spdc.models.families import model_config
 
 
 class _LogitsOnly(nn.Module):
@@ -29,7 +30,7 @@ def export_to_onnx(model: nn.Module, path: Path, input_names: list[str], *, opse
     """One self-contained .onnx file with dynamic batch and sequence axes."""
     wrapped = _LogitsOnly(model, input_names).eval()
     example = tuple(torch.from_numpy(array) for array in synthetic_inputs(
-        input_names, model.config.vocab_size, batch=2, seq_len=16).values())
+        input_names, model_config(model).vocab_size, batch=2, seq_len=16).values())
     with contextlib.redirect_stdout(sys.stderr), torch.no_grad(), warnings.catch_warnings():
         # stdout stays clean for --json; tracer warnings about shape-only conditions are expected here
         warnings.simplefilter("ignore")

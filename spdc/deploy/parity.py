@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from spdc.core.console import progress_bar
+from spdc.core.errors import ArtifactError
 from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
 from spdc.data.metrics import compute_metrics
 from spdc.data.sources import load_split, task_spec
-from spdc.core.errors import ArtifactError
 from spdc.deploy.manifest import (
     ONNX_FILE,
     ParityCheck,

@@ -40,7 +40,7 @@ def create_session(path: Path, *, threads: int | None = None, provider: str = "c
     providers = [resolve_provider(provider)]
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable or invalid graphs
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises untyped errors for unreadable or invalid graphs
         raise ArtifactError(f"onnxruntime cannot load {path}: {str(exc).strip().splitlines()[0][:300]}") from None
 
 

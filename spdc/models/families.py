@@ -7,6 +7,7 @@ model types; a new family is one new `FamilySpec` in `FAMILIES`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -68,6 +69,18 @@ def family_of(model: nn.Module) -> FamilySpec:
     return family_spec(getattr(getattr(model, "config", None), "model_type", None))
 
 
+def model_config(model: nn.Module) -> Any:
+    """The transformers config of a model; typed Any because its fields depend on the family."""
+    return model.config
+
+
+def linear_at(module: nn.Module, path: str) -> nn.Linear:
+    linear = module.get_submodule(path)
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"{path} is a {type(linear).__name__}, not a Linear")
+    return linear
+
+
 def encoder_layers(model: nn.Module, family: FamilySpec) -> nn.ModuleList:
     layers = model.get_submodule(family.layers)
     assert isinstance(layers, nn.ModuleList)
@@ -79,7 +92,5 @@ def prunable_linears(layers: nn.ModuleList, family: FamilySpec) -> dict[str, nn.
     linears: dict[str, nn.Linear] = {}
     for index, layer in enumerate(layers):
         for role in ROLES:
-            module = layer.get_submodule(family.role_path(role))
-            assert isinstance(module, nn.Linear)
-            linears[f"{index}.{role}"] = module
+            linears[f"{index}.{role}"] = linear_at(layer, family.role_path(role))
     return linears

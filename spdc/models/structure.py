@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spdc.models.families import FamilySpec, encoder_layers, family_of
+from spdc.models.families import FamilySpec, encoder_layers, family_of, linear_at, model_config
 
 FOLDED_KEY = "spdc_folded"
 LEGACY_FOLDED_KEY = "spdc_structure"  # what spdc 0.1 called it; still read
@@ -86,16 +86,16 @@ def reshape_layer(layer: nn.Module, family: FamilySpec, heads: list[int], neuron
         dims = _dims_of(heads, head_dim)
         for role in ("query", "key", "value"):
             path = family.role_path(role)
-            _set(layer, path, _select(layer.get_submodule(path), dims, 0))
-        _set(layer, family.attention_output, _select(layer.get_submodule(family.attention_output), dims, 1))
+            _set(layer, path, _select(linear_at(layer, path), dims, 0))
+        _set(layer, family.attention_output, _select(linear_at(layer, family.attention_output), dims, 1))
         attention = layer.get_submodule(family.self_attention)
-        attention.num_attention_heads = len(heads)
-        attention.all_head_size = len(heads) * head_dim
+        setattr(attention, "num_attention_heads", len(heads))  # noqa: B010 - plain attributes the forward reads
+        setattr(attention, "all_head_size", len(heads) * head_dim)  # noqa: B010
     elif not isinstance(layer.get_submodule(family.attention), HeadlessAttention):
-        bias = layer.get_submodule(family.attention_output).bias
+        bias = linear_at(layer, family.attention_output).bias
         _set(layer, family.attention, HeadlessAttention(bias, layer.get_submodule(family.attention_norm), dropout))
-    _set(layer, family.intermediate, _select(layer.get_submodule(family.intermediate), neurons, 0))
-    _set(layer, family.output, _select(layer.get_submodule(family.output), neurons, 1))
+    _set(layer, family.intermediate, _select(linear_at(layer, family.intermediate), neurons, 0))
+    _set(layer, family.output, _select(linear_at(layer, family.output), neurons, 1))
 
 
 def reshape_to_structure(model: nn.Module, structure: FoldedStructure) -> None:
@@ -106,7 +106,7 @@ def reshape_to_structure(model: nn.Module, structure: FoldedStructure) -> None:
         raise ValueError(f"{FOLDED_KEY} lists {len(structure.heads)} layers, the model has {len(layers)}")
     for layer, heads, neurons in zip(layers, structure.heads, structure.neurons, strict=True):
         reshape_layer(layer, family, list(range(len(heads))), torch.arange(neurons), structure.head_dim,
-                      model.config.hidden_dropout_prob)
+                      model_config(model).hidden_dropout_prob)
 
 
 def structure_of(config: Any) -> FoldedStructure | None:

@@ -24,7 +24,7 @@ _MESSAGES = {
 }
 
 
-def _format_error(error: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
+def _format_error(error: Any, prefix: tuple[str, ...] = ()) -> str:
     path = ".".join(str(part) for part in (*prefix, *error["loc"])) or "(recipe)"
     template = _MESSAGES.get(error["type"])
     message = template.format(**error.get("ctx", {})) if template else error["msg"].removeprefix("Value error, ")

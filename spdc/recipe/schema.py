@@ -48,7 +48,8 @@ class TaskConfig(StrictModel):
     columns: ColumnMapping | None = Field(None, description="custom: which columns hold text, text_pair, label.")
     labels: list[str] | None = Field(None, description="custom classification: label names, in index order.")
     regression: bool = Field(False, description="custom: the label is a real number (one output).")
-    metrics: list[str] | None = Field(None, description="custom: metrics to report; the first selects the best checkpoint.")
+    metrics: list[str] | None = Field(
+        None, description="custom: metrics to report; the first selects the best checkpoint.")
     max_seq_length: PositiveInt = Field(128, description="Truncate tokenised inputs to this many tokens.")
     max_train_samples: PositiveInt | None = Field(None, description="Use only the first N training rows.")
     max_eval_samples: PositiveInt | None = Field(None, description="Use only the first N evaluation rows.")
@@ -133,7 +134,8 @@ class PruningConfig(StrictModel):
         "magnitude", description="magnitude: |w|; first_order: accumulated |w * grad| (Taylor importance)."
     )
     scope: Literal["local", "global"] = Field(
-        "local", description="local: same sparsity per matrix (unstructured) or per layer (structured); global: ranked across all."
+        "local", description="local: same sparsity per matrix (unstructured) or per layer (structured); "
+        "global: ranked across all."
     )
     schedule: Literal["cubic", "oneshot"] = Field("cubic", description="cubic: s_f + (s_i - s_f)(1 - t/T)^3.")
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="Unstructured sparsity at the start (s_i).")
@@ -170,7 +172,8 @@ class DistillationConfig(StrictModel):
     temperature: float = Field(1.0, gt=0, description="Softmax temperature of the logit loss.")
     weights: LossWeights = Field(default_factory=LossWeights, description="Default loss weights of every stage.")
     layer_map: list[int] | None = Field(
-        None, description="Teacher layer matched by each student layer; null: uniform (student i -> teacher (i+1)*T/S-1)."
+        None, description="Teacher layer matched by each student layer; null: uniform "
+        "(student i -> teacher (i+1)*T/S-1)."
     )
 
 
@@ -224,7 +227,8 @@ class Recipe(StrictModel):
         default_factory=TeacherConfig, description="The model to fine-tune (and, in SPD, to distil from)."
     )
     method: Literal["spd", "kd", "magnitude"] = Field(
-        "spd", description="spd: pruning + grafting + distillation; kd: no grafting; magnitude: labels only, no teacher."
+        "spd", description="spd: pruning + grafting + distillation; kd: no grafting; "
+        "magnitude: labels only, no teacher."
     )
     student: StudentConfig = Field(default_factory=StudentConfig, description="The student built from the teacher.")
     pruning: PruningConfig | None = Field(None, description="Pruning; null compresses by distillation alone.")

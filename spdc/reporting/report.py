@@ -23,7 +23,6 @@ from spdc.runs.records import (
     CompressSummary,
     EvalRecord,
     FinetuneSummary,
-    StageFields,
     TrainRecord,
     read_summary,
 )
@@ -116,8 +115,9 @@ def _fmt(value: float | None, scale: float = 100.0, digits: int = 2) -> str:
 
 def summary_rows(runs: list[RunRecord]) -> list[str]:
     """Markdown summary table, one row per run."""
-    lines = ["| run | task | method | teacher | model (dev) | train (eval mode) | train - dev | retained "
-             "| sparsity | FLOPs cut | steps | train min |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [("| run | task | method | teacher | model (dev) | train (eval mode) | train - dev | retained "
+              "| sparsity | FLOPs cut | steps | train min |"),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         summary, main = run.summary, run.main_metric
         gap = run.best_gap()
@@ -136,14 +136,14 @@ def summary_rows(runs: list[RunRecord]) -> list[str]:
     return lines
 
 
-def _series(records: Sequence[StageFields | TrainRecord], key: str, style: str = "-") -> Series:
+def _series(records: Sequence[TrainRecord], key: str, style: str = "-") -> Series:
     steps, values = [], []
     for record in records:
         value = getattr(record, key, None)
-        if value is None and isinstance(record, TrainRecord):
+        if value is None:
             value = record.loss_parts().get(key)
         if value is not None:
-            steps.append(getattr(record, "step"))
+            steps.append(record.step)
             values.append(float(value))
     return Series(key.removeprefix("loss_"), steps, values, style)
 

@@ -1,1 +1,2 @@
-"""Training: the optimisation loop with its plugins, resumable checkpoints, evaluation, the learning-rate\nschedule, and teacher fine-tuning."""
+"""Training: the optimisation loop with its plugins, resumable checkpoints, evaluation, the learning-rate
+schedule, and teacher fine-tuning."""

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import torch
 from torch import nn
+
+
+class Criterion(Protocol):
+    """Scores every weight element; may accumulate statistics after each backward pass."""
+
+    needs_gradients: bool
+
+    def observe(self, linears: dict[str, nn.Linear]) -> None: ...
+    def scores(self, name: str, linear: nn.Linear) -> torch.Tensor: ...
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
 
 
 class MagnitudeCriterion:
@@ -59,4 +73,4 @@ class FirstOrderCriterion:
         self.accumulated = {name: tensor.clone() for name, tensor in state.items()}
 
 
-CRITERIA = {"magnitude": MagnitudeCriterion, "first_order": FirstOrderCriterion}
+CRITERIA: dict[str, Callable[[], Criterion]] = {"magnitude": MagnitudeCriterion, "first_order": FirstOrderCriterion}

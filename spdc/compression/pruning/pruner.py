@@ -36,7 +36,7 @@ class Pruner:
         }
         self.update_steps = set(next(iter(self.schedules.values())).update_steps())
         self.masks = MaskSet()
-        self.current: dict[str, float] = {kind: 0.0 for kind in self.schedules}
+        self.current: dict[str, float] = dict.fromkeys(self.schedules, 0.0)
         self.last_update = 0
 
     @property

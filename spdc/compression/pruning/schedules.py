@@ -4,7 +4,19 @@ s_t = s_f + (s_i - s_f) (1 - t/T)^3, with masks recomputed at `num_updates` even
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class SparsitySchedule(Protocol):
+    def sparsity_at(self, step: int) -> float:
+        """Target sparsity after 1-based pruning step `step`."""
+        ...
+
+    def update_steps(self) -> list[int]:
+        """Steps at which masks are recomputed."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -39,4 +51,4 @@ class OneShotSchedule:
         return [1]
 
 
-SCHEDULES = {"cubic": CubicSchedule, "oneshot": OneShotSchedule}
+SCHEDULES: dict[str, Callable[..., SparsitySchedule]] = {"cubic": CubicSchedule, "oneshot": OneShotSchedule}
