@@ -78,7 +78,7 @@ def test_finetune_then_eval_end_to_end(runner: CliRunner, tiny_recipe, tmp_path:
     assert document["metrics"]["accuracy"] == pytest.approx(summary["dev"]["accuracy"])
 
     again = runner.invoke(cli, ["finetune", str(tiny_recipe(epochs=1)), "--out", str(tmp_path / "run")])
-    assert again.exit_code == 1 and "already exists" in again.stderr
+    assert again.exit_code == 8 and "already exists" in again.stderr  # OutputError: refused output
 
 
 def test_eval_with_recipe_and_usage_errors(runner: CliRunner, tiny_recipe, tiny_model_dir: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -17,12 +19,15 @@ from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_write_text
-from spdc.core.errors import RecipeError
+from spdc.core.errors import CheckpointError, RecipeError
+from spdc.core.outputs import check_output, output_kind
 from spdc.models.families import encoder_layers, family_of, prunable_linears
 from spdc.models.shape import EncoderShape
+from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import Recipe, StageConfig
+from spdc.runs.directory import RunDirectory
 from spdc.runs.records import CompressionRecord, CompressSummary
-from spdc.runs.setup import RunOptions, prepare_run
+from spdc.runs.setup import RunOptions, prepare_run, recipe_inputs
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, read_header
 from spdc.training.evaluation import evaluate
 from spdc.training.finetune import finetune
@@ -59,16 +64,44 @@ def _steps(stage: StageConfig, rows: int) -> int:
     return stage.max_steps or stage.epochs * math.ceil(rows / stage.batch_size)
 
 
+def teacher_run_dir(recipe: Recipe, options: RunOptions) -> Path:
+    out = options.output_dir or recipe.resolved_output_dir()
+    return out.with_name(f"{out.name}-teacher")
+
+
+def _teacher_run_state(recipe: Recipe, teacher_dir: Path) -> str:
+    """'new', 'finished' or 'resumable' for a teacher run directory of this recipe; a run of another teacher
+    recipe (different seed, task or teacher section) is never reused."""
+    run = RunDirectory(teacher_dir)
+    if not teacher_dir.exists() or (teacher_dir.is_dir() and not any(teacher_dir.iterdir())):
+        return "new"
+    if output_kind(teacher_dir) != "run":
+        return "foreign"
+    if not run.is_finished() and not run.has_checkpoint():
+        return "empty"  # started and killed before its first checkpoint: nothing to keep
+    try:
+        trained_from = load_recipe(run.recipe_file).teacher_fingerprint()
+    except RecipeError:
+        trained_from = None
+    if trained_from != recipe.teacher_fingerprint():
+        return "other-recipe"
+    return "finished" if run.is_finished() else "resumable"
+
+
 def with_finetuned_teacher(recipe: Recipe, options: RunOptions) -> Recipe:
-    """When `teacher.finetuned` is false, fine-tune the teacher first (or reuse/resume that run) into
-    <run dir>-teacher and point the recipe at its model."""
+    """When `teacher.finetuned` is false, fine-tune the teacher first into <run dir>-teacher (or reuse / resume
+    a run there that was trained from the same teacher recipe) and point the recipe at its model."""
     if recipe.teacher.finetuned:
         return recipe
-    out = options.output_dir or recipe.resolved_output_dir()
-    teacher_dir = out.with_name(f"{out.name}-teacher")
-    if not (teacher_dir / "summary.json").is_file():
-        resumable = (teacher_dir / "checkpoints" / "latest").is_file()
-        finetune(recipe, RunOptions(output_dir=teacher_dir, resume=resumable, overwrite=not resumable,
+    teacher_dir = teacher_run_dir(recipe, options)
+    state = _teacher_run_state(recipe, teacher_dir)
+    if state == "other-recipe" and not options.overwrite:
+        raise CheckpointError(
+            f"{teacher_dir} holds a teacher trained from a different teacher recipe (seed, task or teacher "
+            "section differ): --overwrite retrains it, --out picks another run directory")
+    if state != "finished":
+        resume = state == "resumable"
+        finetune(recipe, RunOptions(output_dir=teacher_dir, resume=resume, overwrite=state in ("other-recipe", "empty"),
                                     show_progress=options.show_progress))
     teacher = recipe.teacher.model_copy(update={"model": str(teacher_dir / "model"), "finetuned": True})
     return recipe.model_copy(update={"teacher": teacher})
@@ -77,8 +110,13 @@ def with_finetuned_teacher(recipe: Recipe, options: RunOptions) -> Recipe:
 def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     check_compress_recipe(recipe)
     started = time.perf_counter()
+    if not options.resume:  # before a teacher is fine-tuned: the student's run directory must be usable
+        check_output(options.output_dir or recipe.resolved_output_dir(), "run", inputs=recipe_inputs(recipe),
+                     replace=options.overwrite, what="run directory",
+                     replace_flag="use --resume to continue it, --overwrite to replace it, or --out for another "
+                                  "directory")
     recipe = with_finetuned_teacher(recipe, options)
-    prepared = prepare_run(recipe, options)
+    prepared = prepare_run(recipe, replace(options, expects_finetuned_teacher=True))
     spec, device, run, teacher = prepared.spec, prepared.device, prepared.run, prepared.model
     method = METHODS[recipe.method]
     stage_weights = [method.loss_weights(stage, recipe.distillation) for stage in recipe.stages]

@@ -18,6 +18,7 @@ from torch import nn
 
 from spdc.core.atomic import atomic_directory
 from spdc.core.errors import SpdcError
+from spdc.core.outputs import check_output, mark_output
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.models.families import encoder_layers, family_of, linear_at, model_config
 from spdc.models.loading import load_classifier, save_classifier
@@ -84,7 +85,9 @@ def max_logit_difference(first: nn.Module, second: nn.Module, tokenizer: Any) ->
 
 
 def fold_model_dir(source: Path, out: Path) -> FoldResult:
-    """Write the folded model of `source` to `out`; refuses (and writes nothing) if the logits moved."""
+    """Write the folded model of `source` to `out`; refuses (and writes nothing) if the logits moved. `out` may
+    replace an earlier folded model, nothing else."""
+    check_output(out, "model", inputs=[source], replace=True, what="folded model folder")
     loaded = load_classifier(str(source), None)
     original = loaded.model.eval()
     folded = copy.deepcopy(original)
@@ -94,6 +97,7 @@ def fold_model_dir(source: Path, out: Path) -> FoldResult:
         raise SpdcError(f"folding {source} moved the logits by {difference:.2e} (limit {FOLD_ATOL:g}); nothing written")
     with atomic_directory(out) as staging:
         save_classifier(folded, loaded.tokenizer, staging)
+        mark_output(staging, "model")
     config = model_config(folded)
     return FoldResult(
         source=str(source), folded_dir=str(out), folded=structure is not None,

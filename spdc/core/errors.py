@@ -51,3 +51,10 @@ class ParityError(SpdcError):
         super().__init__(message)
         self.artifact = artifact
         self.precision = precision
+
+
+class OutputError(SpdcError):
+    """An output location is refused (it is the input, the working directory, a plain file, or something spdc
+    did not create) or cannot be written (read-only, no space). Nothing is deleted or half-written."""
+
+    exit_code = 8

@@ -9,6 +9,11 @@ from urllib.parse import urlparse
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
+def looks_like_local_path(name: str) -> bool:
+    """A model name that can only be a folder: hub ids are `name` or `org/name`, never './x', '/x' or 'a/b/c'."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
     """(reachable, why not). Honours HF_HUB_OFFLINE / HF_DATASETS_OFFLINE and HF_ENDPOINT."""
     for variable in OFFLINE_VARIABLES:

@@ -3,10 +3,17 @@ needed). Every file is written to a temp name beside it and renamed, so a plot i
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from spdc.core.atomic import atomic_write_bytes
+from spdc.core.outputs import check_output_file
+
+PNG_SOFTWARE = "spdc"
+PNG_SIGNATURE = b"Software\x00spdc"  # the PNG text chunk matplotlib writes from `metadata`
 
 
 def _pyplot() -> Any:
@@ -29,10 +36,11 @@ def save_figure(figure: Any, path: Path, *, layout: bool = True) -> Path:
     plt = _pyplot()
     if layout:
         figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp)
+    check_output_file(path, signature=PNG_SIGNATURE, what="plot")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": PNG_SOFTWARE})
     plt.close(figure)
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -20,6 +20,7 @@ import torch
 from spdc.compression.folding import fold
 from spdc.core.atomic import atomic_directory
 from spdc.core.errors import ArtifactError, ParityError
+from spdc.core.outputs import check_output, mark_output
 from spdc.core.version import VERSION
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.deploy.manifest import (
@@ -75,6 +76,7 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
     failed) when parity fails. `fold_units=False` exports a masked model at full size (for comparisons)."""
     if validate and source.task is None:
         raise ArtifactError(f"{source.path} is a model directory: name its task with --task (or use --no-validate)")
+    check_output(out, "artifact", inputs=[source.path, source.model_dir], replace=True, what="artifact folder")
     reference = load_classifier(str(source.model_dir), None)
     rows = parity_rows(source.task, reference.tokenizer, settings.samples) if validate and source.task else None
     model, tokenizer = copy.deepcopy(reference.model).float().eval(), reference.tokenizer
@@ -104,6 +106,7 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
         scratch.rmdir()
         model.config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        mark_output(staging, "artifact")
         manifest = _manifest(source, settings, optimization, structure, precision,
                              onnx_bytes=(staging / ONNX_FILE).stat().st_size,
                              parameters=parameter_count(model), source_parameters=parameter_count(reference.model))

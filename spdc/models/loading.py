@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spdc.core.errors import ModelLoadError
-from spdc.core.hub import hub_reachable
+from spdc.core.hub import hub_reachable, looks_like_local_path
 from spdc.data.tasks import TaskSpec
 from spdc.models.structure import FOLDED_KEY, FoldedStructure, reshape_to_structure, structure_of
 
@@ -39,10 +39,6 @@ def resolve_model_source(name: str) -> str:
     return name
 
 
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-
-
 def check_model_source(name: str, *, key: str = "teacher.model") -> str:
     """Resolve `name` and fail early, with the fix in the message, when it cannot possibly load: a local folder
     that is missing or has no config.json, or a hub id that is neither cached nor reachable."""
@@ -54,7 +50,7 @@ def check_model_source(name: str, *, key: str = "teacher.model") -> str:
         return str(path)
     if path.exists():
         raise ModelLoadError(f"{key}: model path {path} is not a directory")
-    if _looks_like_path(source):
+    if looks_like_local_path(source):
         raise ModelLoadError(f"{key}: local model folder {path} does not exist")
     online, why = hub_reachable()
     if not online and not _in_hub_cache(source):
@@ -113,15 +109,37 @@ def _load_folded(source: Path, config: Any, structure: FoldedStructure) -> Any:
     return model.eval()
 
 
-def load_classifier(name: str, task: TaskSpec | None, *, trust_remote_code: bool = False) -> LoadedModel:
+def saved_head_labels(source: str) -> int | None:
+    """How many labels the saved classifier head has, or None when the checkpoint has no classifier head (a
+    base model such as the MiniLM sentence encoder)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source)
+    architectures = getattr(config, "architectures", None) or []
+    if not any(name.endswith("ForSequenceClassification") for name in architectures):
+        return None
+    return int(config.num_labels)
+
+
+def load_classifier(name: str, task: TaskSpec | None, *, trust_remote_code: bool = False,
+                    fine_tuned_head: bool = False) -> LoadedModel:
     """Load a sequence classifier sized for `task` (a fresh head when the checkpoint has none or another size),
-    or exactly as saved when `task` is None. Folded models are rebuilt at their folded shape."""
+    or exactly as saved when `task` is None. With `fine_tuned_head`, the model is used as already fine-tuned on
+    the task: a head of another size is an error rather than silently replaced. Folded models are rebuilt at
+    their folded shape."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     source = check_model_source(name, key="model")
     local = Path(source).is_dir()
     label_kwargs = _label_kwargs(task)
     try:
+        if fine_tuned_head and task is not None:
+            saved = saved_head_labels(source)
+            if saved is not None and saved != task.num_labels:
+                raise ModelLoadError(
+                    f"{source} is a classifier with {saved} label(s), but task {task.name} has {task.num_labels}: "
+                    "it was fine-tuned for another task. Use a teacher fine-tuned on this task, or set "
+                    "teacher.finetuned: false to fine-tune it first (with a new head)")
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **label_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         structure = structure_of(config)

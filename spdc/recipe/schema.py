@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from spdc.data.metrics import METRICS
 from spdc.data.tasks import GLUE_TASKS, canonical_task_name
+
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # one path component, never '.', '..' or hidden
 
 
 class StrictModel(BaseModel):
     """Base for every recipe section: unknown keys are rejected so typos never pass silently."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ColumnMapping(StrictModel):
@@ -50,9 +52,11 @@ class TaskConfig(StrictModel):
     regression: bool = Field(False, description="custom: the label is a real number (one output).")
     metrics: list[str] | None = Field(
         None, description="custom: metrics to report; the first selects the best checkpoint.")
-    max_seq_length: PositiveInt = Field(128, description="Truncate tokenised inputs to this many tokens.")
-    max_train_samples: PositiveInt | None = Field(None, description="Use only the first N training rows.")
-    max_eval_samples: PositiveInt | None = Field(None, description="Use only the first N evaluation rows.")
+    max_seq_length: int = Field(128, gt=0, le=32_768, description="Truncate tokenised inputs to this many tokens.")
+    max_train_samples: int | None = Field(
+        None, gt=0, le=1_000_000_000, description="Use only the first N training rows.")
+    max_eval_samples: int | None = Field(
+        None, gt=0, le=1_000_000_000, description="Use only the first N evaluation rows.")
     drop_bad_rows: bool = Field(False, description="Skip invalid rows (and report how many) instead of failing.")
 
     @model_validator(mode="after")
@@ -84,21 +88,25 @@ class TaskConfig(StrictModel):
 class TrainingConfig(StrictModel):
     """One optimisation schedule. Used for teacher fine-tuning now, and by every SPD stage later."""
 
-    epochs: PositiveInt = Field(4, description="Passes over the training data.")
-    max_steps: PositiveInt | None = Field(None, description="Stop after this many optimizer steps (overrides epochs).")
+    epochs: int = Field(4, gt=0, le=100_000, description="Passes over the training data.")
+    max_steps: int | None = Field(
+        None, gt=0, le=1_000_000_000, description="Stop after this many optimizer steps (overrides epochs).")
     learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of the linear warmup/decay schedule.")
-    batch_size: PositiveInt = Field(32, description="Training batch size.")
-    eval_batch_size: PositiveInt = Field(64, description="Evaluation batch size.")
+    batch_size: int = Field(32, gt=0, le=65_536, description="Training batch size.")
+    eval_batch_size: int = Field(64, gt=0, le=65_536, description="Evaluation batch size.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
     adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linearly rising learning rate.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this global norm; null disables.")
-    logging_steps: PositiveInt = Field(10, description="Write a train record to metrics.jsonl every N steps.")
-    eval_every_steps: PositiveInt | None = Field(
-        None, description="Evaluate (and checkpoint) every N steps, in addition to the end of every epoch."
+    logging_steps: int = Field(
+        10, gt=0, le=1_000_000_000, description="Write a train record to metrics.jsonl every N steps.")
+    eval_every_steps: int | None = Field(
+        None, gt=0, le=1_000_000_000,
+        description="Evaluate (and checkpoint) every N steps, in addition to the end of every epoch."
     )
     train_eval_samples: int = Field(
-        512, ge=0, description="Training rows scored in eval mode at each evaluation (the train metric); 0 disables."
+        512, ge=0, le=1_000_000_000,
+        description="Training rows scored in eval mode at each evaluation (the train metric); 0 disables."
     )
 
 
@@ -119,7 +127,7 @@ class TeacherConfig(StrictModel):
 class StudentConfig(StrictModel):
     """The student: a copy of the teacher's encoder layers; embeddings, pooler and classifier shared and frozen."""
 
-    num_layers: PositiveInt | None = Field(None, description="Student depth; null copies every teacher layer.")
+    num_layers: int | None = Field(None, gt=0, le=1_000, description="Student depth; null copies every teacher layer.")
     train_embeddings: bool = Field(False, description="Give the student its own trainable embeddings.")
     train_classifier: bool = Field(False, description="Give the student its own trainable pooler and classifier.")
 
@@ -142,7 +150,8 @@ class PruningConfig(StrictModel):
     final_sparsity: float = Field(0.9, ge=0, lt=1, description="Unstructured target sparsity (s_f).")
     head_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of attention heads removed.")
     neuron_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of FFN neurons removed.")
-    num_updates: PositiveInt = Field(12, description="Mask recomputations, evenly spaced over the pruning stages.")
+    num_updates: int = Field(
+        12, gt=0, le=1_000_000, description="Mask recomputations, evenly spaced over the pruning stages.")
 
 
 class GraftingConfig(StrictModel):
@@ -209,7 +218,8 @@ class ExportConfig(StrictModel):
     onnx: bool = Field(False, description="compress: export the (folded) student to ONNX with the parity check at the "
                        "end of the run, into <run dir>/onnx (or onnx-int8).")
     quantize: Literal["none", "dynamic-int8"] = Field("none", description="Dynamic int8 weight quantisation.")
-    samples: PositiveInt | None = Field(None, description="Parity on the first N dev rows; null: the whole split.")
+    samples: int | None = Field(
+        None, gt=0, le=1_000_000_000, description="Parity on the first N dev rows; null: the whole split.")
     parity: ParityThresholds = Field(default_factory=ParityThresholds, description="Parity thresholds.")
 
 
@@ -217,10 +227,13 @@ class Recipe(StrictModel):
     """A whole recipe."""
 
     version: Literal[1] = Field(1, description="Schema version.")
-    name: str = Field(description="Run name; the default output directory is runs/<name>.")
-    seed: int = Field(42, description="Seed for weights, data order and dropout: same seed, same metrics on CPU.")
+    name: str = Field(pattern=SAFE_NAME, max_length=128,
+                      description="Run name (letters, digits, '.', '_', '-'); the default output directory is "
+                      "runs/<name>.")
+    seed: int = Field(42, ge=0, le=2**32 - 1,
+                      description="Seed for weights, data order and dropout: same seed, same metrics on CPU.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when present, else CPU.")
-    threads: PositiveInt | None = Field(None, description="CPU threads for torch; null keeps torch's default.")
+    threads: int | None = Field(None, gt=0, le=1_024, description="CPU threads for torch; null keeps torch's default.")
     output_dir: Path | None = Field(None, description="Run directory; default runs/<name>.")
     task: TaskConfig = Field(description="The task and where its data comes from.")
     teacher: TeacherConfig = Field(
@@ -241,6 +254,13 @@ class Recipe(StrictModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def teacher_fingerprint(self) -> str:
+        """Hash of what fine-tuning the teacher depends on (seed, task, teacher): a teacher run is reused only
+        for a recipe with the same teacher fingerprint."""
+        data = {"seed": self.seed, "task": self.task.model_dump(mode="json"),
+                "teacher": self.teacher.model_dump(mode="json", exclude={"finetuned"})}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def fingerprint(self, *, ignore: tuple[str, ...] = ("output_dir", "export")) -> str:
         """Hash of the resolved recipe, used to refuse resuming a run with a different recipe (export settings

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spdc.core.atomic import atomic_write_text
+from spdc.core.atomic import atomic_write_text, ensure_dir
 from spdc.core.errors import ArtifactError
+from spdc.core.outputs import check_output, check_output_file, mark_output
 from spdc.core.plots import Panel, Series, plot_grouped_bars, plot_panels
 from spdc.core.records import Result
 from spdc.runs.directory import RunDirectory
@@ -28,6 +29,7 @@ from spdc.runs.records import (
 )
 
 SCHEDULE_FIELDS = ("p", "sparsity", "head_sparsity", "neuron_sparsity")
+REPORT_SIGNATURE = b"# spdc report:"
 
 
 class ReportResult(Result):
@@ -200,9 +202,12 @@ def write_report(paths: list[Path], out: Path) -> ReportResult:
     """Write the markdown report and its plots (in `<out stem>-plots/` beside it)."""
     runs = [RunRecord.load(path) for path in paths]
     plots_dir = out.with_name(f"{out.stem}-plots")
-    plots_dir.mkdir(parents=True, exist_ok=True)
+    check_output_file(out, signature=REPORT_SIGNATURE, what="report")
+    check_output(plots_dir, "plots", replace=True, what="report plots folder")
+    ensure_dir(plots_dir)
+    mark_output(plots_dir, "plots")
     title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
-    lines = [f"# spdc report: {title}", "", *summary_rows(runs), ""]
+    lines = [f"{REPORT_SIGNATURE.decode()} {title}", "", *summary_rows(runs), ""]
     lines.append("Metrics in %, on the dev split; train is measured in eval mode on a training sample at the best "
                  "step; retained = student / teacher.")
     plots = _run_plots(runs[0], plots_dir) if len(runs) == 1 else _comparison_plots(runs, plots_dir)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from spdc.core.version import VERSION
-from spdc.core.atomic import atomic_write_text
-from spdc.core.errors import SpdcError
+from spdc.core.atomic import atomic_append_text, atomic_write_text, ensure_dir
+from spdc.core.errors import CheckpointError
+from spdc.core.outputs import check_output, mark_output, output_kind, remove_output
 from spdc.recipe.schema import Recipe
 from spdc.runs.records import (
     METRICS_FILE,
@@ -62,23 +63,30 @@ class RunDirectory:
         return self.path / "checkpoints"
 
     @classmethod
-    def prepare(cls, path: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> RunDirectory:
-        """Create (or reopen with `resume`) a run directory; refuse to clobber an existing run by accident."""
+    def prepare(cls, path: Path, recipe: Recipe, *, resume: bool, overwrite: bool,
+                inputs: Iterable[Path] = ()) -> RunDirectory:
+        """Create (or reopen with `resume`) a run directory. An existing one is replaced only with `overwrite`
+        and only when it is an spdc run directory; it may never be an input or contain one."""
         run = cls(path)
         if resume:
-            if not run.recipe_file.is_file():
-                raise SpdcError(f"--resume: {path} holds no run (no recipe.yaml)")
+            if output_kind(path) != "run":
+                raise CheckpointError(f"--resume: {path} holds no run (no spdc run directory there)")
             return run
-        if path.exists() and any(path.iterdir()):
-            if not overwrite:
-                raise SpdcError(
-                    f"run directory {path} already exists; use --resume to continue it, "
-                    "--overwrite to replace it, or --out for another directory"
-                )
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
+        check_output(path, "run", inputs=inputs, replace=overwrite, what="run directory",
+                     replace_flag="use --resume to continue it, --overwrite to replace it, or --out for another "
+                                  "directory")
+        if path.is_dir() and any(path.iterdir()):
+            remove_output(path, "run")
+        ensure_dir(path)
+        mark_output(path, "run")
         atomic_write_text(run.recipe_file, recipe.to_yaml())
         return run
+
+    def is_finished(self) -> bool:
+        return self.summary_file.is_file()
+
+    def has_checkpoint(self) -> bool:
+        return (self.checkpoints_dir / "latest").is_file()
 
     def write_environment(self, device: str, threads: int) -> dict[str, Any]:
         import datasets
@@ -102,15 +110,25 @@ class RunDirectory:
         return environment
 
     def append_metrics(self, record: TrainRecord | EvalRecord) -> None:
-        with self.metrics_file.open("a", encoding="utf-8") as handle:
-            handle.write(serialize_record(record))
-            handle.flush()
+        atomic_append_text(self.metrics_file, serialize_record(record))
 
     def read_metrics(self) -> list[TrainRecord | EvalRecord]:
+        """Every complete record. A torn last line (a process killed mid-write by an older spdc, or another
+        tool) is skipped; a bad line elsewhere is an error naming it."""
         if not self.metrics_file.is_file():
             return []
-        lines = self.metrics_file.read_text(encoding="utf-8").splitlines()
-        return [parse_metrics_line(line) for line in lines if line]
+        lines = self.metrics_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(parse_metrics_line(line))
+            except ValueError as error:
+                if number == len(lines):
+                    break
+                raise ValueError(f"{self.metrics_file}, line {number}: not a metrics record ({error})") from None
+        return records
 
     def truncate_metrics_after(self, step: int) -> None:
         """On resume, drop records written after the checkpoint so the log has no duplicated steps."""

@@ -14,6 +14,8 @@ from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
 from spdc.data.examples import SplitData
 from spdc.data.sources import load_split, task_spec
 from spdc.data.tasks import TaskSpec
+from spdc.core.errors import RecipeError
+from spdc.core.outputs import check_output
 from spdc.models.loading import check_model_source, load_classifier
 from spdc.recipe.schema import Recipe
 from spdc.runs.directory import RunDirectory
@@ -27,6 +29,7 @@ class RunOptions:
     resume: bool = False
     overwrite: bool = False
     show_progress: bool = True
+    expects_finetuned_teacher: bool = False  # compress: the teacher's classifier head must fit the task
 
 
 @dataclass
@@ -53,19 +56,35 @@ class PreparedRun:
         }
 
 
+def recipe_inputs(recipe: Recipe) -> list[Path]:
+    """The local files and folders a recipe reads: an output may never be one of them or contain one."""
+    task = recipe.task
+    paths = [Path(recipe.teacher.model), *(p for p in (task.data_dir, task.train_file, task.dev_file) if p)]
+    return [path for path in paths if path.exists()]
+
+
 def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
     seed_everything(recipe.seed)
     threads = configure_threads(recipe.threads)
     device = resolve_device(recipe.device)
+    out = options.output_dir or recipe.resolved_output_dir()
+    if not options.resume:  # cheap checks of the output before the data and the model are read
+        check_output(out, "run", inputs=recipe_inputs(recipe), replace=options.overwrite, what="run directory",
+                     replace_flag="use --resume to continue it, --overwrite to replace it, or --out for another "
+                                  "directory")
     check_model_source(recipe.teacher.model)
     spec = task_spec(recipe.task)
     dev_name = spec.dev_splits[0]
     train_split = load_split(recipe.task, "train")
     dev_split = load_split(recipe.task, dev_name)
-    loaded = load_classifier(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code)
-    run = RunDirectory.prepare(
-        options.output_dir or recipe.resolved_output_dir(), recipe, resume=options.resume, overwrite=options.overwrite
-    )
+    loaded = load_classifier(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code,
+                             fine_tuned_head=recipe.teacher.finetuned and options.expects_finetuned_teacher)
+    positions = getattr(loaded.model.config, "max_position_embeddings", None)
+    if positions is not None and recipe.task.max_seq_length > positions:
+        raise RecipeError(f"task.max_seq_length: {recipe.task.max_seq_length} is longer than the model's "
+                          f"{positions} positions ({recipe.teacher.model})")
+    run = RunDirectory.prepare(out, recipe, resume=options.resume, overwrite=options.overwrite,
+                               inputs=recipe_inputs(recipe))
     environment = run.write_environment(device.type, threads)
     max_len = recipe.task.max_seq_length
     return PreparedRun(

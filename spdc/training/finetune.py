@@ -17,7 +17,7 @@ def finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
     trainer = Trainer(
         model=prepared.model, tokenizer=prepared.tokenizer, task=prepared.spec, train_data=prepared.train_data,
         dev_data=prepared.dev_data, collate=prepared.collate, config=recipe.teacher.finetune, run=prepared.run,
-        device=prepared.device, seed=recipe.seed, fingerprint=recipe.fingerprint(),
+        device=prepared.device, seed=recipe.seed, fingerprint=recipe.teacher_fingerprint(),
         show_progress=options.show_progress,
     )
     if options.resume:
