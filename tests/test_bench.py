@@ -115,7 +115,7 @@ def test_bench_with_real_task_sentences(artifacts: tuple[Path, Path], sst2_dir: 
 def test_bench_cli_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["bench", str(tiny_model_dir), "--engine", "ort"])
-    assert result.exit_code == 1 and "export it first" in result.output
+    assert result.exit_code == 6 and "export it first" in result.output  # an artifact error
     assert runner.invoke(cli, ["bench", str(tiny_model_dir), "--batch-sizes", "1,x"]).exit_code == 2
     with runner.isolated_filesystem(temp_dir=tmp_path):  # no path and no finished compress run here
         no_run = runner.invoke(cli, ["bench"])

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from spdc.core.errors import SpdcError
+from spdc.core.errors import ArtifactError
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.deploy.manifest import MANIFEST_FILE, ONNX_FILE, ExportManifest, read_manifest
 from spdc.models.shape import encoder_flops_per_token
@@ -53,14 +53,17 @@ def _rss_mb() -> float:
 
 
 def engine_of(path: Path, engine: str) -> str:
+    if not path.exists():
+        raise ArtifactError(f"{path} does not exist: name an export artifact, an .onnx file, or a model or run "
+                            "directory")
     is_onnx = path.suffix == ".onnx" or (path / ONNX_FILE).is_file()
     if engine == "auto":
         return "ort" if is_onnx else "torch"
     if engine == "ort" and not is_onnx:
-        raise SpdcError(f"{path} has no {ONNX_FILE}: export it first (`spdc export {path} --onnx`) or use "
+        raise ArtifactError(f"{path} has no {ONNX_FILE}: export it first (`spdc export {path} --onnx`) or use "
                         "--engine torch")
     if engine == "torch" and is_onnx and not (path / "config.json").is_file():
-        raise SpdcError(f"{path} is an ONNX file; --engine torch needs a model or run directory")
+        raise ArtifactError(f"{path} is an ONNX file; --engine torch needs a model or run directory")
     return engine
 
 
@@ -78,13 +81,18 @@ def load_bench_model(path: Path, *, engine: str, provider: str, threads: int | N
         session = create_session(onnx_file, threads=threads, provider=provider, spinning=False)
         names = [node.name for node in session.get_inputs()]
         manifest = _manifest_or_none(folder)
+        try:
+            config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{folder} lacks a readable config.json or tokenizer beside {onnx_file.name} "
+                                f"({str(exc).splitlines()[0][:200]}); re-export it with `spdc export`") from None
         model = BenchModel(
             label=_label(path), path=path, engine="ort",
             provider="cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu",
             precision=manifest.export.precision if manifest else "fp32",
             file_bytes=onnx_file.stat().st_size,
             parameters=manifest.sizes.parameters if manifest else None,
-            config=AutoConfig.from_pretrained(folder), tokenizer=AutoTokenizer.from_pretrained(folder),
+            config=config, tokenizer=tokenizer,
             run=lambda feeds: session.run(["logits"], {name: feeds[name] for name in names}),
         )
     else:

@@ -22,7 +22,8 @@ def cli() -> None:
     """spdc: compress fine-tuned BERT-class classifiers with Sparse Progressive Distillation.
 
     Exit codes: 0 ok, 1 other error, 2 bad recipe or usage, 3 data error, 4 checkpoint error,
-    5 model load error, 6 artifact error, 7 parity failed, 130 interrupted.
+    5 model load error, 6 artifact error, 7 parity failed, 8 output refused or not writable,
+    130 interrupted.
     """
 
 

@@ -22,6 +22,7 @@ from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import CheckpointError, RecipeError
 from spdc.core.outputs import check_output, output_kind
 from spdc.models.families import encoder_layers, family_of, prunable_linears
+from spdc.models.loading import check_supported_family
 from spdc.models.shape import EncoderShape
 from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import Recipe, StageConfig
@@ -113,8 +114,9 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     if not options.resume:  # before a teacher is fine-tuned: the student's run directory must be usable
         check_output(options.output_dir or recipe.resolved_output_dir(), "run", inputs=recipe_inputs(recipe),
                      replace=options.overwrite, what="run directory",
-                     replace_flag="use --resume to continue it, --overwrite to replace it, or --out for another "
+                     how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
                                   "directory")
+    check_supported_family(recipe.teacher.model)
     recipe = with_finetuned_teacher(recipe, options)
     prepared = prepare_run(recipe, replace(options, expects_finetuned_teacher=True))
     spec, device, run, teacher = prepared.spec, prepared.device, prepared.run, prepared.model

@@ -73,7 +73,7 @@ def _write_error(path: Path, error: OSError) -> OutputError:
     reason = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
               errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}.get(
         error.errno or 0, error.strerror or str(error))
-    return OutputError(f"cannot write {path}: {reason}")
+    return OutputError(f"cannot write {path}: {reason}", reason=reason)
 
 
 def ensure_dir(path: Path) -> None:
@@ -134,6 +134,8 @@ def atomic_directory(path: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, OSError):
             raise _write_error(path, error) from None
+        if isinstance(error, OutputError) and error.reason:  # name the destination, not the staging folder
+            raise OutputError(f"cannot write {path}: {error.reason}", reason=error.reason) from None
         raise
     old = path.with_name(f"{_staging_prefix(path)}old")
     try:

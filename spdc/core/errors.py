@@ -58,3 +58,7 @@ class OutputError(SpdcError):
     did not create) or cannot be written (read-only, no space). Nothing is deleted or half-written."""
 
     exit_code = 8
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason

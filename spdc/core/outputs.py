@@ -23,6 +23,14 @@ _LEGACY_SIGNS: dict[str, tuple[str, ...]] = {
     "run": ("recipe.yaml", "environment.json"),
     "artifact": ("spdc_manifest.json", "model.onnx"),
 }
+# What a run directory and a report's plots folder hold; entries are added over time, so these kinds list their
+# layout here, while artifacts and folded models record their files in the marker when they are complete.
+KNOWN_ENTRIES: dict[str, frozenset[str]] = {
+    "run": frozenset({MARKER_FILE, "recipe.yaml", "environment.json", "metrics.jsonl", "summary.json",
+                      "checkpoints", "model", "train_dev.png", "report.md", "report-plots"}),
+    "plots": frozenset({MARKER_FILE, "train_dev.png", "losses.png", "schedule.png", "layers.png", "compare.png",
+                        "frontier.png"}),
+}
 
 
 def output_kind(path: Path) -> str | None:
@@ -41,8 +49,35 @@ def output_kind(path: Path) -> str | None:
 
 
 def mark_output(path: Path, kind: OutputKind) -> None:
-    """Record in `path` (a folder being written) that spdc created it as an output of `kind`."""
-    atomic_write_text(path / MARKER_FILE, json.dumps({"kind": kind, "spdc": VERSION}) + "\n")
+    """Record in `path` that spdc created it as an output of `kind`; for a complete output (artifact, model),
+    with the names of the files it holds."""
+    document: dict[str, object] = {"kind": kind, "spdc": VERSION}
+    if kind not in KNOWN_ENTRIES:
+        document["files"] = [*sorted(entry.name for entry in path.iterdir()), MARKER_FILE]
+    atomic_write_text(path / MARKER_FILE, json.dumps(document) + "\n")
+
+
+def _recorded_files(path: Path) -> set[str] | None:
+    try:
+        files = json.loads((path / MARKER_FILE).read_text(encoding="utf-8")).get("files")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return set(files) if isinstance(files, list) else None
+
+
+def foreign_entries(path: Path, kind: str) -> list[str]:
+    """Entries of spdc output `path` that spdc did not write there (a user's notes, say): replacing the folder
+    would delete them."""
+    known = KNOWN_ENTRIES.get(kind) or _recorded_files(path)
+    if known is None:  # an output of spdc 0.1: its layout was not recorded
+        return []
+    foreign = []
+    for entry in path.iterdir():
+        staging = entry.name.startswith(".") and entry.name.endswith((".tmp", ".old"))
+        nested_output = entry.is_dir() and output_kind(entry) is not None
+        if entry.name not in known and not staging and not nested_output:
+            foreign.append(entry.name)
+    return sorted(foreign)
 
 
 def _is_within(inner: Path, outer: Path) -> bool:
@@ -50,7 +85,7 @@ def _is_within(inner: Path, outer: Path) -> bool:
 
 
 def check_output(path: Path, kind: OutputKind, *, inputs: Iterable[Path] = (), replace: bool,
-                 what: str = "output", replace_flag: str = "--overwrite") -> None:
+                 what: str = "output", how_to_replace: str = "--overwrite replaces it") -> None:
     """Refuse `path` as an output of `kind` unless it is safe: not a plain file, not the working directory, an
     input or a parent of one; when it exists and is not empty, only an spdc output of the same kind, and only
     when `replace` is allowed."""
@@ -72,7 +107,12 @@ def check_output(path: Path, kind: OutputKind, *, inputs: Iterable[Path] = (), r
         raise OutputError(f"{what} {path} already exists and {owner}: refusing to replace it; "
                           "choose another location")
     if not replace:
-        raise OutputError(f"{what} {path} already exists; {replace_flag} replaces it")
+        raise OutputError(f"{what} {path} already exists; {how_to_replace}")
+    foreign = foreign_entries(path, kind)
+    if foreign:
+        raise OutputError(f"{what} {path} holds files spdc did not write ({', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}): replacing it would delete them; move them out or "
+                          "choose another location")
 
 
 def check_output_file(path: Path, *, inputs: Iterable[Path] = (), signature: bytes, what: str) -> None:
@@ -94,8 +134,8 @@ def remove_output(path: Path, kind: OutputKind) -> None:
     """Delete an output folder that `check_output` accepted (never anything else)."""
     import shutil
 
-    if output_kind(path) != kind:
-        raise OutputError(f"refusing to delete {path}: it is not an spdc {kind}")
+    if output_kind(path) != kind or foreign_entries(path, kind):
+        raise OutputError(f"refusing to delete {path}: it is not only an spdc {kind}")
     shutil.rmtree(path)
 
 

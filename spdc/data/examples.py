@@ -27,11 +27,13 @@ class LabelSpec:
 
     def parse(self, value: Any) -> int | float:
         """Accept a label name, or an integer index; raise ValueError with the reason otherwise."""
+        if isinstance(value, dict | list | bool):
+            raise ValueError(f"label {str(value)[:40]!r} is a {type(value).__name__}, not a label")
         if self.names is None:
             try:
                 number = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"label {value!r} is not a number") from None
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"label {str(value)[:40]!r} is not a number") from None
             if not math.isfinite(number):
                 raise ValueError(f"label {value!r} is not a finite number")
             return number
@@ -41,7 +43,7 @@ class LabelSpec:
         try:
             index = int(text)
         except ValueError:
-            raise ValueError(f"unknown label {text!r}; expected one of {list(self.names)}") from None
+            raise ValueError(f"unknown label {text[:40]!r}; expected one of {list(self.names)}") from None
         if not 0 <= index < len(self.names):
             raise ValueError(f"label {index} out of range 0..{len(self.names) - 1}")
         return index
@@ -60,6 +62,8 @@ class SplitData:
 def _text(row: dict[str, Any], column: str) -> str:
     if column not in row or row[column] is None:
         raise ValueError(f"missing column {column!r}")
+    if isinstance(row[column], dict | list):
+        raise ValueError(f"column {column!r} holds a {type(row[column]).__name__}, not text")
     value = str(row[column]).strip()
     if not value:
         raise ValueError(f"empty text in column {column!r}")

@@ -17,6 +17,7 @@ from spdc.core.errors import DataError
 Row = tuple[int, dict[str, Any]]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl"}
+MAX_FIELD_BYTES = 16 << 20  # one text field; csv's own default (128 KiB) is short for long documents
 
 
 def detect_format(path: Path, declared: str = "auto") -> str:
@@ -41,30 +42,69 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
         yield number, line.removeprefix("\ufeff") if number == 1 else line
 
 
-def read_delimited(path: Path, *, delimiter: str, header: tuple[str, ...] | None = None) -> Iterator[Row]:
-    """CSV (standard quoting) or TSV (QUOTE_NONE). `header` names the columns of a headerless file."""
+def check_header(path: Path, columns: list[str], mapped: tuple[str, ...]) -> None:
+    """Every mapped column must appear exactly once in the header: a missing or repeated one is ambiguous."""
+    for name in mapped:
+        count = columns.count(name)
+        if count != 1:
+            problem = "is missing from" if count == 0 else f"appears {count} times in"
+            raise DataError(f"{path}, line 1: column {name!r} {problem} the header ({', '.join(columns)})")
+
+
+def read_delimited(path: Path, *, delimiter: str, header: tuple[str, ...] | None = None,
+                   mapped: tuple[str, ...] = ()) -> Iterator[Row]:
+    """CSV (standard quoting) or TSV (QUOTE_NONE). `header` names the columns of a headerless file; `mapped` are
+    the columns the task reads, checked against the header."""
     lines = list(_decoded_lines(path))
     quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    csv.field_size_limit(MAX_FIELD_BYTES)
     reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
     line_numbers = [number for number, _ in lines]
     columns: list[str] | None = list(header) if header else None
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            number = line_numbers[min(reader.line_num, len(line_numbers)) - 1] if line_numbers else 1
+            raise DataError(f"{path}, line {number}: unreadable {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})"
+                            ) from None
         number = line_numbers[reader.line_num - 1]
         if not fields or all(not field.strip() for field in fields):
             continue
         if columns is None:
             columns = [name.strip() for name in fields]
+            check_header(path, columns, mapped)
             continue
         yield number, dict(zip(columns, fields, strict=False))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"key {repeated[0]!r} appears more than once in an object")
+    return dict(pairs)
+
+
+def _loads(text: str) -> Any:
+    """json.loads that refuses repeated keys (which one would the task read?) and reports deep nesting."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def read_json(path: Path) -> Iterator[Row]:
     """A JSON array of objects; the 'row' is the 1-based index in the array."""
     text = "".join(line for _, line in _decoded_lines(path))
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: invalid JSON ({exc})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON array of objects, got {type(data).__name__}")
     for index, item in enumerate(data, start=1):
@@ -78,21 +118,24 @@ def read_jsonl(path: Path) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = _loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}, line {number}: invalid JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise DataError(f"{path}, line {number}: invalid JSON ({exc})") from None
         if not isinstance(item, dict):
             raise DataError(f"{path}, line {number}: expected an object, got {type(item).__name__}")
         yield number, item
 
 
-def read_rows(path: Path, fmt: str, *, header: tuple[str, ...] | None = None) -> Iterator[Row]:
+def read_rows(path: Path, fmt: str, *, header: tuple[str, ...] | None = None,
+              mapped: tuple[str, ...] = ()) -> Iterator[Row]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     if fmt == "tsv":
-        return read_delimited(path, delimiter="\t", header=header)
+        return read_delimited(path, delimiter="\t", header=header, mapped=mapped)
     if fmt == "csv":
-        return read_delimited(path, delimiter=",", header=header)
+        return read_delimited(path, delimiter=",", header=header, mapped=mapped)
     if fmt == "json":
         return read_json(path)
     return read_jsonl(path)

@@ -115,7 +115,8 @@ def load_split(config: TaskSource, split: str) -> SplitData:
         custom_file = Path(filename)
         fmt = detect_format(custom_file, config.format)
         # A JSON array is counted by element, the other formats by line.
-        return validated(read_rows(custom_file, fmt), spec.local_columns, str(custom_file),
+        return validated(read_rows(custom_file, fmt, mapped=spec.local_columns.names()), spec.local_columns,
+                         str(custom_file),
                          "row" if fmt == "json" else "line")
 
     tried: list[str] = []
@@ -125,7 +126,8 @@ def load_split(config: TaskSource, split: str) -> SplitData:
         elif not path.is_file():
             tried.append(f"{where}: {path} does not exist")
         else:
-            return validated(read_rows(path, "tsv", header=spec.headerless_columns), spec.local_columns, str(path))
+            rows = read_rows(path, "tsv", header=spec.headerless_columns, mapped=spec.local_columns.names())
+            return validated(rows, spec.local_columns, str(path))
     online, why_offline = hub_reachable()
     if not online:
         tried.append(f"hub {spec.hub_dataset}/{spec.hub_config}: offline ({why_offline})")

@@ -17,6 +17,9 @@ class ColumnSpec:
     label: str
     text_pair: str | None = None
 
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name in (self.text, self.text_pair, self.label) if name is not None)
+
 
 @dataclass(frozen=True)
 class TaskSpec:

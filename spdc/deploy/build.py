@@ -106,7 +106,6 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
         scratch.rmdir()
         model.config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        mark_output(staging, "artifact")
         manifest = _manifest(source, settings, optimization, structure, precision,
                              onnx_bytes=(staging / ONNX_FILE).stat().st_size,
                              parameters=parameter_count(model), source_parameters=parameter_count(reference.model))
@@ -116,6 +115,7 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
                 staging / ONNX_FILE, reference.model, tokenizer, source.task, precision=precision,
                 thresholds=settings.parity, threads=threads, show_progress=show_progress, rows=rows))
         write_manifest(staging, manifest)
+        mark_output(staging, "artifact")  # last: it records the files the artifact holds
     if manifest.status == "failed":
         raise ParityError(f"parity failed for {out} (artifact kept, marked failed): " + manifest.failed_checks(),
                           artifact=out, precision=precision)

@@ -15,6 +15,7 @@ from typing import Any
 from spdc.core.errors import ModelLoadError
 from spdc.core.hub import hub_reachable, looks_like_local_path
 from spdc.data.tasks import TaskSpec
+from spdc.models.families import FamilySpec, family_spec
 from spdc.models.structure import FOLDED_KEY, FoldedStructure, reshape_to_structure, structure_of
 
 MINILM_ALIAS = "minilm"
@@ -61,6 +62,19 @@ def check_model_source(name: str, *, key: str = "teacher.model") -> str:
             f"--set {key}=models/{source.rsplit('/', 1)[-1]}, or use the offline alias 'minilm'."
         )
     return source
+
+
+def check_supported_family(name: str, *, key: str = "teacher.model") -> FamilySpec:
+    """The family spec of a model that compression will take apart; an unsupported model type is a model-load
+    error naming the supported families, raised before any run directory is written."""
+    from transformers import AutoConfig
+
+    source = check_model_source(name, key=key)
+    try:
+        model_type = AutoConfig.from_pretrained(source).model_type
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{key}: cannot read the config of {source!r}: {str(exc).splitlines()[0]}") from None
+    return family_spec(model_type)
 
 
 def _in_hub_cache(repo_id: str) -> bool:

@@ -205,7 +205,7 @@ def write_report(paths: list[Path], out: Path) -> ReportResult:
     check_output_file(out, signature=REPORT_SIGNATURE, what="report")
     check_output(plots_dir, "plots", replace=True, what="report plots folder")
     ensure_dir(plots_dir)
-    mark_output(plots_dir, "plots")
+    mark_output(plots_dir, "plots")  # its layout is known, so it can be marked before the plots are drawn
     title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
     lines = [f"{REPORT_SIGNATURE.decode()} {title}", "", *summary_rows(runs), ""]
     lines.append("Metrics in %, on the dev split; train is measured in eval mode on a training sample at the best "

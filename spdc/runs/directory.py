@@ -73,7 +73,7 @@ class RunDirectory:
                 raise CheckpointError(f"--resume: {path} holds no run (no spdc run directory there)")
             return run
         check_output(path, "run", inputs=inputs, replace=overwrite, what="run directory",
-                     replace_flag="use --resume to continue it, --overwrite to replace it, or --out for another "
+                     how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
                                   "directory")
         if path.is_dir() and any(path.iterdir()):
             remove_output(path, "run")

@@ -70,7 +70,7 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
     out = options.output_dir or recipe.resolved_output_dir()
     if not options.resume:  # cheap checks of the output before the data and the model are read
         check_output(out, "run", inputs=recipe_inputs(recipe), replace=options.overwrite, what="run directory",
-                     replace_flag="use --resume to continue it, --overwrite to replace it, or --out for another "
+                     how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
                                   "directory")
     check_model_source(recipe.teacher.model)
     spec = task_spec(recipe.task)

@@ -82,7 +82,7 @@ def evaluate_model(model_path: Path, task: TaskConfig, *, split: str | None = No
     spec = task_spec(task)
     split_name = split or spec.dev_splits[0]
     data = load_split(task, split_name)
-    loaded = load_classifier(str(model_dir_of(model_path)), spec)
+    loaded = load_classifier(str(model_dir_of(model_path)), spec, fine_tuned_head=True)
     torch_device = resolve_device(device)
     metrics = evaluate(
         loaded.model.to(torch_device), encode(data.examples, loaded.tokenizer, task.max_seq_length), spec,
