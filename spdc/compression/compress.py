@@ -161,6 +161,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
                     dev_data=dev_data, collate=collate, config=stage, run=run, device=device, seed=recipe.seed,
                     fingerprint=fingerprint, plugin=plugin, stage=StagePosition(index, stage.name, offset),
                     progress=progress, show_progress=options.show_progress,
+                    validation_data=prepared.validation_data, precision=prepared.precision,
                 )
                 if options.resume and index == resume_stage:
                     trainer.resume()
@@ -187,6 +188,8 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
         structure=structure, train_seconds=round(progress.train_seconds, 1),
         wall_seconds=round(time.perf_counter() - started, 1), data=prepared.data_summary(),
         environment=prepared.environment, model_dir=str(run.model_dir) if progress.best_step else None,
+        selected_on="validation" if prepared.validation_data is not None else "dev",
+        validation=progress.best_validation,
     )
     if recipe.export.fold and summary.model_dir:
         summary.fold = fold_model_dir(run.model_dir, run.path / FOLDED_DIR)

@@ -16,11 +16,12 @@ import torch.nn.functional as F
 
 def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor
                ) -> torch.Tensor:
-    """Mean over matched pairs of the per-element squared error on real tokens; states are [batch, seq, hidden]."""
-    weights = token_mask.unsqueeze(-1).to(student[0].dtype)
+    """Mean over matched pairs of the per-element squared error on real tokens; states are [batch, seq, hidden].
+    Computed in fp32 whatever precision the forward ran in."""
+    weights = token_mask.unsqueeze(-1).float()
     losses = []
     for s, t in zip(student, teacher, strict=True):
-        squared = (s - t).pow(2) * weights
+        squared = (s.float() - t.float()).pow(2) * weights
         losses.append(squared.sum() / (weights.sum() * s.size(-1)))
     return torch.stack(losses).mean()
 
@@ -28,31 +29,31 @@ def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],
 def attention_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor
                   ) -> torch.Tensor:
     """Mean squared error of attention probabilities [batch, heads, query, key] over real query/key pairs."""
-    pair = (token_mask[:, None, :, None] * token_mask[:, None, None, :]).to(student[0].dtype)
+    pair = (token_mask[:, None, :, None] * token_mask[:, None, None, :]).float()
     losses = []
     for s, t in zip(student, teacher, strict=True):
-        squared = (s - t).pow(2) * pair
+        squared = (s.float() - t.float()).pow(2) * pair
         losses.append(squared.sum() / (pair.sum() * s.size(1)))
     return torch.stack(losses).mean()
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """-sum softmax(t/T) * log_softmax(s/T), averaged over the batch."""
-    targets = F.softmax(teacher_logits / temperature, dim=-1)
-    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+    targets = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    return -(targets * F.log_softmax(student_logits.float() / temperature, dim=-1)).sum(dim=-1).mean()
 
 
 def logit_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float,
                regression: bool) -> torch.Tensor:
     if regression:
-        return F.mse_loss(student_logits.view(-1), teacher_logits.view(-1))
+        return F.mse_loss(student_logits.float().view(-1), teacher_logits.float().view(-1))
     return soft_cross_entropy(student_logits, teacher_logits, temperature)
 
 
 def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor, *, regression: bool) -> torch.Tensor:
     if regression:
-        return F.mse_loss(logits.view(-1), labels.view(-1).to(logits.dtype))
-    return F.cross_entropy(logits, labels)
+        return F.mse_loss(logits.float().view(-1), labels.view(-1).float())
+    return F.cross_entropy(logits.float(), labels)
 
 
 @dataclass

@@ -61,7 +61,7 @@ class CompressionPlugin(TrainingPlugin):
         teacher = None
         if self.needs_teacher:
             self.teacher.eval()
-            with torch.no_grad():
+            with torch.inference_mode():  # in the trainer's precision (its autocast is active here)
                 teacher = self._forward(self.teacher, inputs)
         model.train()
         with self.grafting.grafted(model, use_student):

@@ -59,6 +59,24 @@ class SplitData:
     drop_reasons: list[str] = field(default_factory=list)
 
 
+VALIDATION_SEED = 20_221  # one split for every run of a task, so teachers and students never see its rows
+
+
+def hold_out(split: SplitData, fraction: float) -> tuple[SplitData, SplitData]:
+    """(train, validation): a fixed seeded `fraction` of the rows set aside, the order of the rest kept."""
+    import random
+
+    count = round(len(split.examples) * fraction)
+    if count < 1 or count >= len(split.examples):
+        raise DataError(f"{split.source}: task.validation_fraction {fraction} of {len(split.examples)} rows leaves "
+                        "no rows for validation or for training")
+    chosen = set(random.Random(VALIDATION_SEED).sample(range(len(split.examples)), count))
+    train = [example for index, example in enumerate(split.examples) if index not in chosen]
+    held = [example for index, example in enumerate(split.examples) if index in chosen]
+    return (SplitData(train, split.source, split.dropped, split.drop_reasons),
+            SplitData(held, f"{split.source} (validation: {fraction:g} held out)"))
+
+
 def _text(row: dict[str, Any], column: str) -> str:
     if column not in row or row[column] is None:
         raise ValueError(f"missing column {column!r}")

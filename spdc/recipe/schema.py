@@ -58,6 +58,10 @@ class TaskConfig(StrictModel):
     max_eval_samples: int | None = Field(
         None, gt=0, le=1_000_000_000, description="Use only the first N evaluation rows.")
     drop_bad_rows: bool = Field(False, description="Skip invalid rows (and report how many) instead of failing.")
+    validation_fraction: float = Field(
+        0.0, ge=0, le=0.5,
+        description="Hold out this fraction of the training rows (a fixed seeded split) as a validation split: the "
+        "best checkpoint is selected on it, never on dev, and it is not trained on. 0: select on dev.")
 
     @model_validator(mode="after")
     def _check_source(self) -> TaskConfig:
@@ -234,6 +238,10 @@ class Recipe(StrictModel):
                       description="Seed for weights, data order and dropout: same seed, same metrics on CPU.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when present, else CPU.")
     threads: int | None = Field(None, gt=0, le=1_024, description="CPU threads for torch; null keeps torch's default.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Training precision: bf16 autocast with fp32 master weights and optimizer state, or fp32. "
+        "auto picks bf16 on CUDA GPUs that support it and on CPUs with AMX-BF16 or AVX512-BF16, else fp32. "
+        "Evaluation and reported metrics are always fp32.")
     output_dir: Path | None = Field(None, description="Run directory; default runs/<name>.")
     task: TaskConfig = Field(description="The task and where its data comes from.")
     teacher: TeacherConfig = Field(

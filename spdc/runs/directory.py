@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spdc.core.version import VERSION
+from spdc.core.cpu import cpu_info
 from spdc.core.atomic import atomic_append_text, atomic_write_text, ensure_dir
 from spdc.core.errors import CheckpointError
 from spdc.core.outputs import check_output, mark_output, output_kind, remove_output
@@ -88,11 +89,13 @@ class RunDirectory:
     def has_checkpoint(self) -> bool:
         return (self.checkpoints_dir / "latest").is_file()
 
-    def write_environment(self, device: str, threads: int) -> dict[str, Any]:
+    def write_environment(self, device: str, threads: int, *, precision: str, precision_requested: str
+                          ) -> dict[str, Any]:
         import datasets
         import torch
         import transformers
 
+        cpu = cpu_info()
         environment = {
             "spdc": VERSION,
             "python": sys.version.split()[0],
@@ -105,6 +108,10 @@ class RunDirectory:
             "torch_threads": threads,
             "device": device,
             "cuda_device": torch.cuda.get_device_name(0) if device == "cuda" else None,
+            "cpu_model": cpu.model,
+            "cpu_features": [name for name, present in cpu.features.items() if present],
+            "precision": precision,
+            "precision_requested": precision_requested,
         }
         atomic_write_text(self.environment_file, json.dumps(environment, indent=2) + "\n")
         return environment

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
-from spdc.data.examples import SplitData
+from spdc.data.examples import SplitData, hold_out
 from spdc.data.sources import load_split, task_spec
 from spdc.data.tasks import TaskSpec
 from spdc.core.errors import RecipeError
@@ -20,7 +20,7 @@ from spdc.models.loading import check_model_source, load_classifier
 from spdc.recipe.schema import Recipe
 from spdc.runs.directory import RunDirectory
 from spdc.runs.records import SplitSummary
-from spdc.runs.runtime import configure_threads, resolve_device, seed_everything
+from spdc.runs.runtime import configure_threads, resolve_device, resolve_precision, seed_everything
 
 
 @dataclass
@@ -38,22 +38,26 @@ class PreparedRun:
     dev_name: str
     train_split: SplitData
     dev_split: SplitData
+    validation_split: SplitData | None
     train_data: EncodedSplit
     dev_data: EncodedSplit
+    validation_data: EncodedSplit | None
     collate: DynamicPaddingCollator
     model: Any
     tokenizer: Any
     model_source: str
     device: torch.device
+    precision: str
     run: RunDirectory
     environment: dict[str, Any]
 
     def data_summary(self) -> dict[str, SplitSummary]:
         """Rows used and dropped per split, and where they came from (for summary.json and the CLI)."""
-        return {
-            name: SplitSummary(source=split.source, rows=len(split.examples), dropped=split.dropped)
-            for name, split in (("train", self.train_split), (self.dev_name, self.dev_split))
-        }
+        splits = [("train", self.train_split), (self.dev_name, self.dev_split)]
+        if self.validation_split is not None:
+            splits.append(("validation", self.validation_split))
+        return {name: SplitSummary(source=split.source, rows=len(split.examples), dropped=split.dropped)
+                for name, split in splits}
 
 
 def recipe_inputs(recipe: Recipe) -> list[Path]:
@@ -76,6 +80,9 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
     spec = task_spec(recipe.task)
     dev_name = spec.dev_splits[0]
     train_split = load_split(recipe.task, "train")
+    validation_split = None
+    if recipe.task.validation_fraction:
+        train_split, validation_split = hold_out(train_split, recipe.task.validation_fraction)
     dev_split = load_split(recipe.task, dev_name)
     loaded = load_classifier(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code,
                              fine_tuned_head=recipe.teacher.finetuned and options.expects_finetuned_teacher)
@@ -85,13 +92,17 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
                           f"{positions} positions ({recipe.teacher.model})")
     run = RunDirectory.prepare(out, recipe, resume=options.resume, overwrite=options.overwrite,
                                inputs=recipe_inputs(recipe))
-    environment = run.write_environment(device.type, threads)
+    precision = resolve_precision(recipe.precision, device)
+    environment = run.write_environment(device.type, threads, precision=precision,
+                                        precision_requested=recipe.precision)
     max_len = recipe.task.max_seq_length
     return PreparedRun(
         spec=spec, dev_name=dev_name, train_split=train_split, dev_split=dev_split,
+        validation_split=validation_split,
         train_data=encode(train_split.examples, loaded.tokenizer, max_len),
         dev_data=encode(dev_split.examples, loaded.tokenizer, max_len),
+        validation_data=encode(validation_split.examples, loaded.tokenizer, max_len) if validation_split else None,
         collate=DynamicPaddingCollator(loaded.tokenizer, regression=spec.is_regression),
-        model=loaded.model, tokenizer=loaded.tokenizer, model_source=loaded.source, device=device, run=run,
-        environment=environment,
+        model=loaded.model, tokenizer=loaded.tokenizer, model_source=loaded.source, device=device,
+        precision=precision, run=run, environment=environment,
     )

@@ -31,7 +31,8 @@ class TrainerProgress:
     step: int = 0
     best_metric: float | None = None
     best_step: int | None = None
-    best_eval: dict[str, float] | None = None
+    best_eval: dict[str, float] | None = None  # dev metrics of the best model
+    best_validation: dict[str, float] | None = None  # its validation metrics, when it was selected on them
     train_seconds: float = 0.0
 
 

@@ -18,7 +18,7 @@ def finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
         model=prepared.model, tokenizer=prepared.tokenizer, task=prepared.spec, train_data=prepared.train_data,
         dev_data=prepared.dev_data, collate=prepared.collate, config=recipe.teacher.finetune, run=prepared.run,
         device=prepared.device, seed=recipe.seed, fingerprint=recipe.teacher_fingerprint(),
-        show_progress=options.show_progress,
+        show_progress=options.show_progress, validation_data=prepared.validation_data, precision=prepared.precision,
     )
     if options.resume:
         trainer.resume()
@@ -29,6 +29,8 @@ def finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
         dev_split=prepared.dev_name, dev=result.best_eval, steps=result.step,
         train_seconds=round(result.train_seconds, 1), wall_seconds=round(time.perf_counter() - started, 1),
         data=prepared.data_summary(), environment=prepared.environment, model_dir=str(prepared.run.model_dir),
+        selected_on="validation" if prepared.validation_data is not None else "dev",
+        validation=result.best_validation,
     )
     prepared.run.write_summary(summary)
     return summary

@@ -25,6 +25,7 @@ from spdc.models.loading import save_classifier
 from spdc.recipe.schema import TrainingConfig
 from spdc.runs.directory import RunDirectory
 from spdc.runs.records import EvalRecord, TrainRecord
+from spdc.runs.runtime import autocast
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, load_checkpoint, save_checkpoint
 from spdc.training.evaluation import evaluate
 from spdc.training.lr_schedule import linear_warmup_decay
@@ -101,12 +102,16 @@ class Trainer:
         stage: StagePosition | None = None,
         progress: TrainerProgress | None = None,
         show_progress: bool = True,
+        validation_data: Any = None,
+        precision: str = "fp32",
     ) -> None:
         self.model = model.to(device)
         self.tokenizer = tokenizer
         self.task = task
         self.train_data = train_data
         self.dev_data = dev_data
+        self.validation_data = validation_data
+        self.precision = precision
         self.collate = collate
         self.config = config
         self.run = run
@@ -171,7 +176,9 @@ class Trainer:
     def _train_step(self, step: int) -> tuple[float, dict[str, float]]:
         batch = self.collate([self.train_data[index] for index in self._batch_indices(step)])
         batch = {key: value.to(self.device) for key, value in batch.items()}
-        loss, parts = self.plugin.loss(self.model, batch, step)
+        with autocast(self.device, self.precision):
+            loss, parts = self.plugin.loss(self.model, batch, step)
+        loss = loss.float()
         if loss.requires_grad:
             loss.backward()
             self.plugin.after_backward()
@@ -191,11 +198,17 @@ class Trainer:
         return float(loss.detach()), parts
 
     def _evaluate(self, global_step: int, stage_fields: dict[str, float]) -> None:
+        """Score dev (reported), the held-out validation rows (selection, when the recipe holds some out) and a
+        training sample (the overfitting gap), all in fp32; keep the best model and checkpoint."""
         config = self.config
         dev = evaluate(
             self.model, self.dev_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
             device=self.device, description="dev", show_progress=self.show_progress,
         )
+        validation = evaluate(
+            self.model, self.validation_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
+            device=self.device, description="validation", show_progress=self.show_progress,
+        ) if self.validation_data is not None else None
         train = evaluate(
             self.model, self.train_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
             device=self.device, limit=config.train_eval_samples, description="train (eval mode)",
@@ -203,18 +216,22 @@ class Trainer:
         ) if config.train_eval_samples else None
         self.run.append_metrics(EvalRecord(
             stage=self.stage.name, step=global_step, epoch=self.step / self.steps_per_epoch,
-            time_s=round(self.progress.train_seconds, 2), dev=dev, train=train, **stage_fields,
+            time_s=round(self.progress.train_seconds, 2), dev=dev, train=train, validation=validation,
+            **stage_fields,
         ))
-        score = dev[self.task.main_metric]
+        score = (validation or dev)[self.task.main_metric]
         progress = self.progress
         improved = progress.best_metric is None or score > progress.best_metric
         if self.plugin.best_eligible() and improved:
             progress.best_metric, progress.best_step, progress.best_eval = score, global_step, dev
+            progress.best_validation = validation
             with atomic_directory(self.run.model_dir) as tmp:
                 save_classifier(self.model, self.tokenizer, tmp)
         train_part = f", train {train[self.task.main_metric]:.4f}" if train else ""
         best = f"best {progress.best_metric:.4f} @ {progress.best_step}" if progress.best_step else "no best yet"
-        stderr.print(f"{self.stage.name} step {global_step}: dev {self.task.main_metric} {score:.4f}{train_part} "
+        main = self.task.main_metric
+        validation_part = f", validation {validation[main]:.4f}" if validation else ""
+        stderr.print(f"{self.stage.name} step {global_step}: dev {main} {dev[main]:.4f}{validation_part}{train_part} "
                      f"({best})", markup=False, highlight=False)
         self._checkpoint()
 
