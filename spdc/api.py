@@ -109,7 +109,9 @@ def resolve_export_source(path: PathLike | None) -> ResolvedRun:
 def export(path: PathLike | None = None, *, output_dir: PathLike | None = None, task: str | None = None,
            opset: int | None = None, optimize: str | None = None, quantize: str | None = None,
            dynamo: bool | None = None, samples: int | None = None, fold_units: bool = True, validate: bool = True,
-           threads: int | None = None, show_progress: bool = True,
+           threads: int | None = None, int8_per_channel: bool | None = None, int8_after_fusion: bool | None = None,
+           int8_embeddings: bool | None = None, int8_fallback: bool | None = None, sparse: str | None = None,
+           max_metric_drop: float | None = None, show_progress: bool = True,
            on_step: StepCallback | None = None) -> ExportResult:
     """Export a run (its student, folded), a recipe's run, the latest run (no path) or a model directory to a
     validated ONNX artifact (`spdc export --onnx`). Settings come from the run's recipe `export` section;
@@ -122,8 +124,13 @@ def export(path: PathLike | None = None, *, output_dir: PathLike | None = None, 
         source.task = validate_task({"name": task})
     overrides = {key: value for key, value in (
         ("opset", opset), ("optimize", optimize), ("quantize", quantize), ("dynamo", dynamo), ("samples", samples),
+        ("int8_per_channel", int8_per_channel), ("int8_after_fusion", int8_after_fusion),
+        ("int8_embeddings", int8_embeddings), ("int8_fallback", int8_fallback), ("sparse", sparse),
     ) if value is not None}
-    settings = ExportConfig.model_validate({**source.settings.model_dump(), **overrides})
+    base = source.settings.model_dump()
+    if max_metric_drop is not None:
+        base["parity"] = {**base["parity"], "max_metric_drop": max_metric_drop}
+    settings = ExportConfig.model_validate({**base, **overrides})
     out = Path(output_dir) if output_dir else source.default_output(settings)
     manifest = export_artifact(source, out, settings, validate=validate, fold_units=fold_units, threads=threads,
                                show_progress=show_progress, on_step=on_step or (lambda _: None))

@@ -16,8 +16,9 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 from spdc.cli.main import cli
 from spdc.compression.folding import fold
 from spdc.data.synthetic import synthetic_inputs
-from spdc.deploy.build import AttentionShape, ExportSource, export_artifact
+from spdc.deploy.build import ExportSource, export_artifact
 from spdc.deploy.manifest import MANIFEST_FILE, ONNX_FILE, read_manifest
+from spdc.deploy.optimize import HeadLayout
 from spdc.deploy.sessions import create_session, session_feed
 from spdc.models.loading import load_classifier, save_classifier
 from spdc.models.structure import HeadlessAttention, structure_of
@@ -107,12 +108,14 @@ def test_dense_model_is_unchanged_and_stays_plain_loadable(tiny_model_dir: Path,
 
 def test_attention_shape_only_for_one_head_count() -> None:
     model = random_bert(0)
-    assert AttentionShape.of(model.config, None) == AttentionShape(4, 32)
+    dense = HeadLayout.of(model.config, None)
+    assert dense == HeadLayout((4, 4, 4), 8) and dense.uniform() == 4
     mask_units(model, [[0, 1], [2, 3], [0, 3]], neuron_keep=1.0, seed=0)
-    assert AttentionShape.of(model.config, fold(model)) == AttentionShape(2, 16)
+    assert HeadLayout.of(model.config, fold(model)).uniform() == 2
     uneven = random_bert(1)
     mask_units(uneven, [[0, 1], [2], [0, 3]], neuron_keep=1.0, seed=0)
-    assert AttentionShape.of(uneven.config, fold(uneven)) is None
+    layout = HeadLayout.of(uneven.config, fold(uneven))
+    assert layout.uniform() is None and layout.heads == (2, 1, 2)
 
 
 @pytest.fixture
@@ -132,7 +135,7 @@ def test_export_runs_in_onnxruntime_for_several_shapes(masked_model_dir: Path, t
     assert manifest.sizes.parameters < manifest.sizes.source_parameters
     if level in ("O2", "O3"):
         assert manifest.export.fused_operators.get("SkipLayerNormalization", 0) > 0
-        assert any("attention fusion skipped" in note for note in manifest.export.notes)
+        assert manifest.export.fused_operators.get("Attention") == 2  # uneven heads (2 and 1), fused per layer
     session = create_session(tmp_path / "a" / ONNX_FILE, threads=1)
     reference = load_classifier(str(masked_model_dir), None).model
     for batch, seq_len in ((1, 5), (4, 33), (7, 64)):

@@ -55,7 +55,7 @@ class BenchModelRecord(Record):
     file_bytes: int
     parameters: int | None
     load_mb: float
-
+    load_seconds: float | None = None
 
 class OrderEntry(Record):
     batch: int

@@ -3,6 +3,7 @@ loaded once and wrapped as one `run(feeds)` call; and the inputs they are fed (r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class BenchModel:
     tokenizer: Any
     run: Callable[[dict[str, np.ndarray]], None]
     load_mb: float = 0.0
+    load_seconds: float = 0.0
 
     def flops_per_sequence(self, seq_len: int) -> float:
         """Encoder FLOPs for one sequence: folded heads/neurons count, unstructured zeros do not (dense kernels)."""
@@ -72,7 +74,7 @@ def load_bench_model(path: Path, *, engine: str, provider: str, threads: int | N
     from transformers import AutoConfig, AutoTokenizer
 
     engine = engine_of(path, engine)
-    before = _rss_mb()
+    before, started = _rss_mb(), time.perf_counter()
     if engine == "ort":
         from spdc.deploy.sessions import create_session
 
@@ -98,6 +100,7 @@ def load_bench_model(path: Path, *, engine: str, provider: str, threads: int | N
     else:
         model = _torch_model(path, provider, threads)
     model.run(synthetic_inputs(model_input_names(model.tokenizer), model.config.vocab_size, batch=1, seq_len=8))
+    model.load_seconds = time.perf_counter() - started  # reading, (densifying,) building the session, first call
     model.load_mb = max(0.0, _rss_mb() - before)
     return model
 

@@ -84,7 +84,7 @@ def run_bench(paths: list[Path], settings: BenchSettings,
         models=[BenchModelRecord(
             index=index, label=model.label, path=str(model.path), engine=model.engine, provider=model.provider,
             precision=model.precision, file_bytes=model.file_bytes, parameters=model.parameters,
-            load_mb=round(model.load_mb, 1),
+            load_mb=round(model.load_mb, 1), load_seconds=round(model.load_seconds, 3),
         ) for index, model in enumerate(models)],
         order=schedule, results=results, notes=[*settings.notes, *notes],
     )

@@ -16,7 +16,18 @@ from spdc.core.console import print_json, stderr
 @click.option("--onnx", "onnx_format", is_flag=True, default=True, help="Export to ONNX (the only format; default).")
 @click.option("--opset", type=click.IntRange(14, 23), help="ONNX opset (default: recipe, else 17).")
 @click.option("--optimize", type=click.Choice(["O0", "O1", "O2", "O3"]), help="Optimisation level (default O2).")
-@click.option("--quantize", type=click.Choice(["none", "dynamic-int8"]), help="Quantisation (default none).")
+@click.option("--quantize", type=click.Choice(["none", "dynamic-int8", "static-int8"]),
+              help="int8 quantisation (default none): dynamic, or static calibrated on the task's training rows.")
+@click.option("--int8-weights", type=click.Choice(["per-channel", "per-tensor"]), help="int8 weight scales.")
+@click.option("--int8-graph", type=click.Choice(["fused", "plain"]),
+              help="Quantise after onnxruntime's transformer fusions (fused) or the plain export.")
+@click.option("--int8-embeddings/--no-int8-embeddings", default=None, help="Quantise the embedding table too.")
+@click.option("--int8-fallback/--no-int8-fallback", default=None,
+              help="Keep the most sensitive operators in fp32 until int8 parity passes (default on).")
+@click.option("--max-metric-drop", type=click.FloatRange(min=0),
+              help="int8 parity: largest allowed drop of the main metric (default: recipe, else 0.005).")
+@click.option("--sparse", type=click.Choice(["auto", "never"]),
+              help="Store mostly-zero matrices as sparse initializers (default auto).")
 @click.option("--dynamo/--no-dynamo", default=None, help="torch.export-based exporter (default: TorchScript).")
 @click.option("--task", "task_name", help="Task for the parity check when exporting a bare model directory.")
 @click.option("--samples", type=click.IntRange(min=1), help="Parity on the first N dev rows (default: all).")
@@ -30,8 +41,10 @@ from spdc.core.console import print_json, stderr
 @handle_errors
 def export_command(
     path: Path | None, onnx_format: bool, opset: int | None, optimize: str | None, quantize: str | None,
-    dynamo: bool | None, task_name: str | None, samples: int | None, fold_units: bool, validate: bool,
-    threads: int | None, output_dir: Path | None, json_output: bool,
+    int8_weights: str | None, int8_graph: str | None, int8_embeddings: bool | None, int8_fallback: bool | None,
+    max_metric_drop: float | None, sparse: str | None, dynamo: bool | None, task_name: str | None,
+    samples: int | None, fold_units: bool,
+    validate: bool, threads: int | None, output_dir: Path | None, json_output: bool,
 ) -> None:
     """Export a run (its student, folded), the run of a RECIPE, or a model directory to a validated ONNX
     artifact; with no path, the run the last `spdc compress` finished in this directory. Settings come from the
@@ -52,7 +65,12 @@ def export_command(
 
     result = spdc.export(source.path, output_dir=output_dir, task=task_name, opset=opset, optimize=optimize,
                          quantize=quantize, dynamo=dynamo, samples=samples, fold_units=fold_units, validate=validate,
-                         threads=threads, show_progress=not json_output, on_step=show_step)
+                         threads=threads,
+                         int8_per_channel=None if int8_weights is None else int8_weights == "per-channel",
+                         int8_after_fusion=None if int8_graph is None else int8_graph == "fused",
+                         int8_embeddings=int8_embeddings, int8_fallback=int8_fallback, sparse=sparse,
+                         max_metric_drop=max_metric_drop,
+                         show_progress=not json_output, on_step=show_step)
     if json_output:
         print_json(result.to_json())
         return
@@ -62,6 +80,13 @@ def export_command(
                  f"{export.precision}, {export.optimize}, fused: {fused})")
     for note in export.notes:
         stderr.print(f"[yellow]note:[/] {note}")
+    if export.int8 is not None:
+        stderr.print(f"int8: {export.int8.reason}")
+        if export.int8.fp32_operators:
+            stderr.print(f"kept in fp32: {', '.join(export.int8.fp32_operators)}")
+    if export.sparse is not None:
+        stderr.print(f"sparse storage: {export.sparse.matrices} matrices, {export.sparse.dense_bytes / 1e6:.1f} MB -> "
+                     f"{export.sparse.sparse_bytes / 1e6:.1f} MB")
     if manifest.parity:
         stderr.print(parity_table(manifest.parity))
     stderr.print(f"status: {manifest.status}")

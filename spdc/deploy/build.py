@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from spdc.compression.folding import fold
@@ -22,24 +24,31 @@ from spdc.core.atomic import atomic_directory
 from spdc.core.errors import ArtifactError, ParityError
 from spdc.core.outputs import check_output, mark_output
 from spdc.core.version import VERSION
+from spdc.data.batching import DynamicPaddingCollator, encode
+from spdc.data.sources import load_split, task_spec
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.deploy.manifest import (
     ONNX_FILE,
     ArtifactSizes,
     ExportManifest,
     ExportSettings,
+    Int8Record,
     ManifestSource,
+    ParityReport,
+    SparseRecord,
     write_manifest,
 )
 from spdc.deploy.onnx_export import export_to_onnx
-from spdc.deploy.optimize import AttentionShape, Optimization, optimize_graph
+from spdc.deploy.optimize import HeadLayout, Optimization, optimize_graph
 from spdc.deploy.parity import check_parity, parity_rows
-from spdc.deploy.quantize import quantize_int8
+from spdc.deploy.quantize import Fallback, Int8Options, quantize_int8, quantize_with_fallback
+from spdc.deploy.sparse import store_sparse
 from spdc.models.families import family_of
 from spdc.models.loading import load_classifier
 from spdc.models.structure import FoldedStructure, parameter_count, structure_of
 from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import ExportConfig, TaskConfig
+from spdc.training.evaluation import batches
 
 
 @dataclass
@@ -65,8 +74,22 @@ class ExportSource:
                             "(config.json)")
 
     def default_output(self, settings: ExportConfig) -> Path:
-        suffix = "onnx" if settings.quantize == "none" else "onnx-int8"
+        suffix = {"none": "onnx", "dynamic-int8": "onnx-int8", "static-int8": "onnx-int8-static"}[settings.quantize]
         return self.path / suffix if self.kind == "run" else self.path.with_name(f"{self.path.name}-{suffix}")
+
+
+def calibration_feeds(task: TaskConfig, tokenizer: Any, names: list[str], rows: int, batch_size: int = 16
+                      ) -> list[dict[str, np.ndarray]]:
+    """Padded batches of the task's first training rows: static int8 calibrates on them and the int8 fallback
+    ranks operators on them (never on dev)."""
+    spec = task_spec(task)
+    data = load_split(task.model_copy(update={"max_train_samples": rows}), "train")
+    encoded = encode(data.examples, tokenizer, task.max_seq_length)
+    collate = DynamicPaddingCollator(tokenizer, regression=spec.is_regression)
+    feeds = []
+    for batch in batches(encoded, range(len(encoded)), batch_size, collate):
+        feeds.append({name: batch[name].numpy().astype(np.int64) for name in names if name in batch})
+    return feeds
 
 
 def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, validate: bool = True,
@@ -76,18 +99,33 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
     failed) when parity fails. `fold_units=False` exports a masked model at full size (for comparisons)."""
     if validate and source.task is None:
         raise ArtifactError(f"{source.path} is a model directory: name its task with --task (or use --no-validate)")
+    int8 = settings.quantize != "none"
+    static = settings.quantize == "static-int8"
+    if static and source.task is None:
+        raise ArtifactError(f"static int8 calibrates on the task's training rows: name the task of {source.path} "
+                            "with --task")
     check_output(out, "artifact", inputs=[source.path, source.model_dir], replace=True, what="artifact folder")
     reference = load_classifier(str(source.model_dir), None)
-    rows = parity_rows(source.task, reference.tokenizer, settings.samples) if validate and source.task else None
     model, tokenizer = copy.deepcopy(reference.model).float().eval(), reference.tokenizer
+    names = model_input_names(tokenizer)
+    # what can fail cheaply (missing data) fails before the export
+    rows = parity_rows(source.task, tokenizer, settings.samples) if validate and source.task else None
+    needs_calibration = static or (int8 and validate and settings.int8_fallback)
+    calibration = calibration_feeds(source.task, tokenizer, names, settings.calibration_samples) \
+        if needs_calibration and source.task else []
     model.set_attn_implementation("eager")  # the graph onnxruntime's fusions know
     structure = (fold(model) if fold_units else None) or structure_of(model.config)
-    names = model_input_names(tokenizer)
-    precision = "int8" if settings.quantize == "dynamic-int8" else "fp32"
+    precision = "int8" if int8 else "fp32"
+
+    def parity(path: Path) -> ParityReport:
+        assert source.task is not None
+        return check_parity(path, reference.model, tokenizer, source.task, precision=precision,
+                            thresholds=settings.parity, threads=threads, show_progress=show_progress, rows=rows)
+
     with atomic_directory(out) as staging:
         scratch = staging / ".scratch"
         scratch.mkdir()
-        raw, optimized = scratch / "raw.onnx", scratch / "optimized.onnx"
+        raw, optimized, final = scratch / "raw.onnx", scratch / "optimized.onnx", staging / ONNX_FILE
         on_step(f"exporting with torch.onnx ({'dynamo' if settings.dynamo else 'TorchScript'}, "
                 f"opset {settings.opset})")
         export_to_onnx(model, raw, names, opset=settings.opset, dynamo=settings.dynamo)
@@ -95,25 +133,47 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
         feeds = synthetic_inputs(names, model.config.vocab_size, batch=3, seq_len=24, seed=1)
         optimization = optimize_graph(raw, optimized, level=settings.optimize,
                                       model_type=family_of(model).onnx_model_type, feeds=feeds,
-                                      attention=AttentionShape.of(model.config, structure))
-        if precision == "int8":
-            on_step("quantising (dynamic int8, per channel)")
-            quantize_int8(optimized, staging / ONNX_FILE)
+                                      layout=HeadLayout.of(model.config, structure))
+        int8_record = None
+        if int8:
+            options = Int8Options(mode="static" if static else "dynamic", per_channel=settings.int8_per_channel,
+                                  embeddings=settings.int8_embeddings)
+            # Static (QDQ) calibration cannot see the activations of fused contrib ops (shape inference fails on
+            # them), so static int8 quantises the plain export; onnxruntime fuses its QDQ pairs when loading it.
+            after_fusion = settings.int8_after_fusion and not static
+            if static and settings.int8_after_fusion:
+                optimization.notes.append("static int8 is built from the plain export: onnxruntime's QDQ "
+                                          "calibration cannot see activations inside fused attention/layer-norm ops")
+            base = optimized if after_fusion else raw
+            on_step(f"quantising ({options.label()})")
+            if validate and settings.int8_fallback:
+                fallback = quantize_with_fallback(
+                    base, final, options, scratch=scratch, limit=settings.parity.max_metric_drop,
+                    metric_drop=lambda path: parity(path).metric_drop(), calibration=calibration, on_step=on_step)
+            else:
+                quantize_int8(base, final, options, calibration=calibration)
+                fallback = Fallback()
+            int8_record = Int8Record(
+                mode=options.mode, per_channel=options.per_channel, after_fusion=after_fusion,
+                embeddings=options.embeddings, fp32_operators=fallback.excluded, reason=fallback.reason(),
+                initial_drop=fallback.initial_drop, final_drop=fallback.final_drop,
+                sensitivity=fallback.ranking[:10], tried=fallback.tried)
         else:
-            optimized.replace(staging / ONNX_FILE)
-        for leftover in scratch.iterdir():
-            leftover.unlink()
-        scratch.rmdir()
+            optimized.replace(final)
+        sparse = store_sparse(final) if settings.sparse == "auto" else None
+        shutil.rmtree(scratch)
         model.config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         manifest = _manifest(source, settings, optimization, structure, precision,
-                             onnx_bytes=(staging / ONNX_FILE).stat().st_size,
-                             parameters=parameter_count(model), source_parameters=parameter_count(reference.model))
+                             onnx_bytes=final.stat().st_size, parameters=parameter_count(model),
+                             source_parameters=parameter_count(reference.model))
+        manifest.export.int8 = int8_record
+        if sparse is not None and sparse.matrices:
+            manifest.export.sparse = SparseRecord(matrices=sparse.matrices, dense_bytes=sparse.dense_bytes,
+                                                  sparse_bytes=sparse.sparse_bytes)
         if validate and source.task is not None:
             on_step("checking parity")
-            manifest = manifest.with_parity(check_parity(
-                staging / ONNX_FILE, reference.model, tokenizer, source.task, precision=precision,
-                thresholds=settings.parity, threads=threads, show_progress=show_progress, rows=rows))
+            manifest = manifest.with_parity(parity(final))
         write_manifest(staging, manifest)
         mark_output(staging, "artifact")  # last: it records the files the artifact holds
     if manifest.status == "failed":

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import ArtifactError
@@ -41,12 +41,37 @@ class ParityReport(Record):
     checks: list[ParityCheck]
     passed: bool
 
+    def metric_drop(self) -> float:
+        """How much of the main metric the ONNX model lost against PyTorch (negative: it gained)."""
+        return self.metrics_torch[self.main_metric] - self.metrics_onnx[self.main_metric]
+
 
 class ManifestSource(Record):
     path: str
     kind: Literal["run", "model"]
     model_dir: str
     recipe_fingerprint: str | None
+
+
+class Int8Record(Record):
+    """How the int8 model was built, and which operators stayed fp32 and why."""
+
+    mode: str
+    per_channel: bool
+    after_fusion: bool
+    embeddings: bool
+    fp32_operators: list[str]
+    reason: str
+    initial_drop: float | None = None
+    final_drop: float | None = None
+    sensitivity: list[tuple[str, float]] = Field(default_factory=list)  # most sensitive first (up to 10)
+    tried: list[tuple[int, float]] = Field(default_factory=list)  # (operators kept fp32, metric drop), in order
+
+
+class SparseRecord(Record):
+    matrices: int
+    dense_bytes: int
+    sparse_bytes: int
 
 
 class ExportSettings(Record):
@@ -59,6 +84,8 @@ class ExportSettings(Record):
     quantize: str
     precision: str
     versions: dict[str, str]
+    int8: Int8Record | None = None
+    sparse: SparseRecord | None = None
 
 
 class ArtifactSizes(Record):

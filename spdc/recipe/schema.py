@@ -221,7 +221,23 @@ class ExportConfig(StrictModel):
     )
     onnx: bool = Field(False, description="compress: export the (folded) student to ONNX with the parity check at the "
                        "end of the run, into <run dir>/onnx (or onnx-int8).")
-    quantize: Literal["none", "dynamic-int8"] = Field("none", description="Dynamic int8 weight quantisation.")
+    quantize: Literal["none", "dynamic-int8", "static-int8"] = Field(
+        "none", description="int8 with onnxruntime's quantizer: dynamic (weights ahead of time, activations at run "
+        "time) or static (activations calibrated on training rows of the task, QDQ).")
+    int8_per_channel: bool = Field(True, description="int8: one weight scale per output channel (else per tensor).")
+    int8_after_fusion: bool = Field(
+        True, description="int8: quantise the graph after onnxruntime's transformer fusions (fused attention becomes "
+        "QAttention); false quantises the plain export.")
+    int8_embeddings: bool = Field(False, description="int8: quantise the embedding table too.")
+    int8_fallback: bool = Field(
+        True, description="int8: when the metric drop exceeds parity.max_metric_drop, keep the fewest most sensitive "
+        "operators in fp32 until parity passes (listed in the manifest).")
+    calibration_samples: int = Field(
+        128, gt=0, le=100_000, description="Training rows for static int8 calibration and the fallback's "
+        "sensitivity ranking.")
+    sparse: Literal["auto", "never"] = Field(
+        "auto", description="auto: store matrices with at least 50% exact zeros as sparse initializers when that "
+        "shrinks the file (onnxruntime densifies them when loading).")
     samples: int | None = Field(
         None, gt=0, le=1_000_000_000, description="Parity on the first N dev rows; null: the whole split.")
     parity: ParityThresholds = Field(default_factory=ParityThresholds, description="Parity thresholds.")
