@@ -20,6 +20,7 @@ from spdc.runs.records import CompressSummary, EvalResult, FinetuneSummary, Fold
 if TYPE_CHECKING:
     from spdc.benchmark.document import BenchDocument
     from spdc.deploy.manifest import ExportResult, ValidateResult
+    from spdc.reporting.frontier import FrontierResult
     from spdc.reporting.report import ReportResult
 
 PathLike = str | Path
@@ -233,3 +234,15 @@ def report(run_dirs: Sequence[PathLike] = (), *, out: PathLike | None = None) ->
     runs = [Path(path) for path in run_dirs] or [resolve_run(None).path]
     default = runs[0] / "report.md" if len(runs) == 1 else Path("report.md")
     return write_report(runs, Path(out) if out else default)
+
+
+def frontier(bench_document: PathLike, run_dirs: Sequence[PathLike] = (), *, out: PathLike = "frontier.md",
+             cells: Sequence[tuple[int, int]] = ((1, 128), (32, 128))) -> FrontierResult:
+    """The accuracy-speed frontier (`spdc report --frontier BENCH.json`): each artifact of a saved bench document
+    as a point (its dev metric from parity, its speedup over the first, dense fp32, model), per (batch, length)
+    cell, with the Pareto front marked; `run_dirs` keeps only artifacts of those runs (and the baseline)."""
+    from spdc.benchmark.document import read_bench_document
+    from spdc.reporting.frontier import write_frontier
+
+    return write_frontier(read_bench_document(Path(bench_document)), Path(out), cells=list(cells),
+                          runs=[Path(path) for path in run_dirs])

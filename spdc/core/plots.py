@@ -51,6 +51,7 @@ class Series:
     y: Sequence[float]
     style: str = "-"
     marker: str | None = None
+    line: bool = True  # False: markers only (a scatter)
 
 
 @dataclass
@@ -74,7 +75,10 @@ def plot_panels(panels: list[Panel], path: Path, *, title: str | None = None, le
     for axis, panel in zip(axes[0], panels, strict=True):
         for series in panel.series:
             marker = series.marker or ("o" if len(series.x) < 30 else None)
-            axis.plot(series.x, series.y, series.style, marker=marker, markersize=5, label=series.label)
+            if series.line:
+                axis.plot(series.x, series.y, series.style or "-", marker=marker, markersize=5, label=series.label)
+            else:
+                axis.plot(series.x, series.y, linestyle="none", marker=marker, markersize=5, label=series.label)
         for name, end in panel.boundaries:
             axis.axvline(end, color="grey", linestyle=":", linewidth=1)
             axis.annotate(f" {name}", (end, 0.02), xycoords=("data", "axes fraction"), fontsize=8, color="grey")
