@@ -10,6 +10,8 @@ hour than one 2-thread run). Phases depend on each other:
 
 - teachers: candidate teacher recipes per task (learning rate, epochs), each selected on 10% of its training
   rows held out; the best validation score becomes runs/frontier/teachers/minilm-<task>.
+- precision: the same MRPC teacher recipe (3 epochs, lr 1e-4) in fp32 and in bf16 autocast, two seeds each: does
+  bf16 reach the fp32 dev metric within the seed spread, and how much faster is it?
 - tune: on SST-2 at 85% of encoder FLOPs removed, each method at learning rates 1e-4, 3e-4, 6.4e-4 and, for
   SPD, the grafting ramp (linear vs constant-then-linear); chosen on the validation split, never on dev.
 - grid: both tasks, structured local scope at 70% and 85% FLOPs for spd / kd / magnitude with two seeds, SPD at
@@ -117,6 +119,13 @@ def teacher_jobs() -> list[Job]:
             for task, candidates in TEACHER_CANDIDATES.items() for label, extra in candidates.items()]
 
 
+def precision_jobs() -> list[Job]:
+    return [Job(f"precision-mrpc-{precision}-seed{seed}", "finetune", "minilm-mrpc-teacher.yaml",
+                (*TEACHER_COMMON, "teacher.finetune.learning_rate=1.0e-4", "teacher.finetune.epochs=3",
+                 f"precision={precision}", f"seed={seed}"))
+            for seed in SEEDS for precision in ("fp32", "bf16")]
+
+
 def chosen_teacher(task: str) -> Path:
     """The teacher candidate with the best validation score (linked as runs/frontier/teachers/minilm-<task>)."""
     candidates = [job for job in teacher_jobs() if job.name.startswith(f"teacher-{task}-")]
@@ -203,12 +212,14 @@ def grid_jobs() -> list[Job]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase", choices=["teachers", "tune", "grid", "all"], default="all")
+    parser.add_argument("--phase", choices=["teachers", "precision", "tune", "grid", "all"], default="all")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     if args.phase in ("teachers", "all"):
         run_all(teacher_jobs(), args.workers, args.dry_run)
+    if args.phase in ("precision", "all"):
+        run_all(precision_jobs(), args.workers, args.dry_run)
     if args.phase in ("tune", "all"):
         run_all(tuning_jobs(), args.workers, args.dry_run)
         if not args.dry_run:
