@@ -69,7 +69,7 @@ def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: flo
     student, layer_map = build_student(teacher, family, StudentConfig(), None)
     student_layers, teacher_layers = encoder_layers(student, family), encoder_layers(teacher, family)
     pruner = Pruner(PruningConfig(final_sparsity=0.9, schedule="oneshot"), prunable_linears(student_layers, family),
-                    EncoderShape.of(student.config), total_steps=1)
+                    EncoderShape.of(student), total_steps=1)
     pruner.after_step(1)
     stage = StageConfig(name="s", prune=False, grafting=GraftingConfig(schedule="constant", p0=p))
     grafting = Grafting(stage.grafting, stage_steps=steps, seed=0, stage_index=0, student_layers=student_layers,

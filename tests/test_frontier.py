@@ -121,7 +121,7 @@ def test_global_scope_can_empty_a_layer_and_the_folded_model_matches() -> None:
     linears = prunable_linears(encoder_layers(model, family), family)
     config = PruningConfig(granularity="structured", scope="global", schedule="oneshot", head_sparsity=0.34,
                            neuron_sparsity=0.34, num_updates=1)
-    pruner = Pruner(config, linears, EncoderShape.of(model.config), total_steps=1)
+    pruner = Pruner(config, linears, EncoderShape.of(model), total_steps=1)
     pruner.after_step(1)
     kept = pruner.sparsity_report()
     assert kept["kept_heads"][1] == 0 and kept["kept_neurons"][1] == 0  # the whole attention and FFN of layer 1

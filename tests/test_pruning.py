@@ -8,7 +8,7 @@ from spdc.compression.pruning.criteria import FirstOrderCriterion, MagnitudeCrit
 from spdc.compression.pruning.patterns import head_masks, neuron_masks, unstructured_masks
 from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.pruning.schedules import CubicSchedule
-from spdc.models.families import encoder_layers, family_of, prunable_linears
+from spdc.models.families import PrunableMatrix, encoder_layers, family_of, prunable_linears
 from spdc.models.shape import EncoderShape, encoder_flops_per_token
 from spdc.recipe import PruningConfig
 
@@ -123,10 +123,11 @@ def test_first_order_criterion_accumulates_weight_times_gradient() -> None:
     with torch.no_grad():
         linear.weight.copy_(torch.tensor([[2.0, -3.0]]))
     criterion = FirstOrderCriterion()
+    matrix = PrunableMatrix(linear)
     for grad in ([[0.5, 1.0]], [[-0.5, 1.0]]):
         linear.weight.grad = torch.tensor(grad)
-        criterion.observe({"m": linear})
+        criterion.observe({"m": matrix})
     # |2*0.5| + |2*-0.5| = 2 ; |-3*1| + |-3*1| = 6
-    assert criterion.scores("m", linear).tolist() == [[2.0, 6.0]]
-    assert criterion.scores("m", linear).tolist() == [[2.0, 3.0]]  # reset: falls back to magnitude
-    assert MagnitudeCriterion().scores("m", linear).tolist() == [[2.0, 3.0]]
+    assert criterion.scores("m", matrix).tolist() == [[2.0, 6.0]]
+    assert criterion.scores("m", matrix).tolist() == [[2.0, 3.0]]  # reset: falls back to magnitude
+    assert MagnitudeCriterion().scores("m", matrix).tolist() == [[2.0, 3.0]]

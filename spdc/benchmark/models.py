@@ -14,6 +14,7 @@ import numpy as np
 from spdc.core.errors import ArtifactError
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.deploy.manifest import MANIFEST_FILE, ONNX_FILE, ExportManifest, read_manifest
+from spdc.models.families import family_spec
 from spdc.models.shape import encoder_flops_per_token
 from spdc.models.structure import structure_of
 from spdc.recipe.schema import TaskConfig
@@ -39,13 +40,14 @@ class BenchModel:
     def flops_per_sequence(self, seq_len: int) -> float:
         """Encoder FLOPs for one sequence: folded heads/neurons count, unstructured zeros do not (dense kernels)."""
         config = self.config
-        head_dim = config.hidden_size // config.num_attention_heads
+        family = family_spec(config.model_type)
+        hidden, heads, layers = config.hidden_size, config.num_attention_heads, config.num_hidden_layers
         structure = structure_of(config)
-        layers = config.num_hidden_layers
-        heads = [len(kept) for kept in structure.heads] if structure else [config.num_attention_heads] * layers
-        neurons = structure.neurons if structure else [config.intermediate_size] * layers
-        return seq_len * encoder_flops_per_token(hidden=config.hidden_size, seq_len=seq_len, head_dim=head_dim,
-                                                 heads_per_layer=heads, neurons_per_layer=neurons)
+        kept_heads = [len(kept) for kept in structure.heads] if structure else [heads] * layers
+        neurons = structure.neurons if structure else [getattr(config, family.intermediate_key)] * layers
+        return seq_len * encoder_flops_per_token(hidden=hidden, seq_len=seq_len, head_dim=hidden // heads,
+                                                 heads_per_layer=kept_heads, neurons_per_layer=neurons,
+                                                 ffn_matrices=3 if family.gated else 2)
 
 
 def _rss_mb() -> float:

@@ -9,8 +9,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from spdc.compression.folding import fold_model_dir
 from spdc.compression.grafting import Grafting
 from spdc.compression.methods import METHODS
@@ -21,7 +19,7 @@ from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import CheckpointError, RecipeError
 from spdc.core.outputs import check_output, output_kind
-from spdc.models.families import encoder_layers, family_of, prunable_linears
+from spdc.models.families import PrunableMatrix, encoder_layers, family_of, prunable_linears
 from spdc.models.loading import check_supported_family
 from spdc.models.shape import EncoderShape
 from spdc.recipe.loading import load_recipe
@@ -136,7 +134,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     linears = prunable_linears(student_layers, family)
     stage_steps = [_steps(stage, len(train_data)) for stage in recipe.stages]
     pruning_total = sum(steps for steps, stage in zip(stage_steps, recipe.stages, strict=True) if stage.prune)
-    pruner = Pruner(recipe.pruning, linears, EncoderShape.of(student.config), pruning_total) if recipe.pruning else None
+    pruner = Pruner(recipe.pruning, linears, EncoderShape.of(student), pruning_total) if recipe.pruning else None
 
     resume_stage = 0
     if options.resume:
@@ -154,7 +152,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
                 plugin = CompressionPlugin(
                     method=method, stage=stage, grafting=grafting, distillation=recipe.distillation,
                     teacher=teacher, layer_map=layer_map, recorder=recorder, regression=spec.is_regression,
-                    pruner=pruner, pruning_offset=pruning_offset,
+                    pruner=pruner, pruning_offset=pruning_offset, forward_kwargs=family.attention_kwargs,
                 )
                 trainer = Trainer(
                     model=student, tokenizer=prepared.tokenizer, task=spec, train_data=train_data,
@@ -197,7 +195,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     return summary
 
 
-def _parameter_counts(linears: dict[str, torch.nn.Linear]) -> dict[str, int]:
+def _parameter_counts(linears: dict[str, PrunableMatrix]) -> dict[str, int]:
     total = sum(linear.weight.numel() for linear in linears.values())
     nonzero = sum(int(linear.weight.count_nonzero()) for linear in linears.values())
     return {"encoder_matrices": total, "encoder_matrices_nonzero": nonzero}

@@ -20,12 +20,11 @@ from spdc.core.atomic import atomic_directory
 from spdc.core.errors import SpdcError
 from spdc.core.outputs import check_output, mark_output
 from spdc.data.synthetic import model_input_names, synthetic_inputs
-from spdc.models.families import encoder_layers, family_of, linear_at, model_config
+from spdc.models.families import encoder_layers, family_of, family_shape, linear_at, model_config
 from spdc.models.loading import load_classifier, save_classifier
-from spdc.models.shape import head_size
 from spdc.models.structure import (
     FoldedStructure,
-    HeadlessAttention,
+    PrunedAttention,
     parameter_count,
     record_structure,
     reshape_layer,
@@ -43,26 +42,28 @@ def fold(model: nn.Module) -> FoldedStructure | None:
     indices keep pointing at the original heads."""
     family = family_of(model)
     config = model_config(model)
-    head_dim = head_size(config)
+    shape = family_shape(model)
+    head_dim = shape["hidden"] // shape["heads"]
+    dropout = float(getattr(config, family.dropout_key, 0.0))
     previous = structure_of(config)
     heads: list[list[int]] = []
     neuron_counts: list[int] = []
     changed = False
     for index, layer in enumerate(encoder_layers(model, family)):
-        original_heads = previous.heads[index] if previous else list(range(config.num_attention_heads))
-        if isinstance(layer.get_submodule(family.attention), HeadlessAttention):
+        original_heads = previous.heads[index] if previous else list(range(shape["heads"]))
+        if isinstance(layer.get_submodule(family.attention), PrunedAttention):
             kept_heads: list[int] = []
         else:
-            columns = linear_at(layer, family.attention_output).weight.abs().sum(dim=0)
+            columns = linear_at(layer, family.matrices["attention_output"].path).weight.abs().sum(dim=0)
             kept_heads = [int(i) for i in torch.nonzero(columns.view(-1, head_dim).sum(dim=1) > 0).flatten()]
-        output = linear_at(layer, family.output)
+        output = linear_at(layer, family.matrices["output"].path)
         kept_neurons = torch.nonzero(output.weight.abs().sum(dim=0) > 0).flatten()
         if kept_neurons.numel() == 0:  # keep one neuron with a zero output column: exact, and no empty matrices
             kept_neurons = torch.zeros(1, dtype=torch.long)
         changed = changed or len(kept_heads) < len(original_heads) or kept_neurons.numel() < output.weight.shape[1]
         heads.append([original_heads[i] for i in kept_heads])
         neuron_counts.append(int(kept_neurons.numel()))
-        reshape_layer(layer, family, kept_heads, kept_neurons.cpu(), head_dim, config.hidden_dropout_prob)
+        reshape_layer(layer, family, kept_heads, kept_neurons.cpu(), head_dim, dropout)
     if not changed:
         return None
     structure = FoldedStructure(head_dim=head_dim, heads=heads, neurons=neuron_counts)
@@ -98,10 +99,10 @@ def fold_model_dir(source: Path, out: Path) -> FoldResult:
     with atomic_directory(out) as staging:
         save_classifier(folded, loaded.tokenizer, staging)
         mark_output(staging, "model")
-    config = model_config(folded)
+    shape = family_shape(original)
     return FoldResult(
         source=str(source), folded_dir=str(out), folded=structure is not None,
-        structure=structure.summary(config.num_attention_heads, config.intermediate_size) if structure else None,
+        structure=structure.summary(shape["heads"], shape["intermediate"]) if structure else None,
         parameters={"before": parameter_count(original), "after": parameter_count(folded)},
         max_logit_difference=difference,
     )

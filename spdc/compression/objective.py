@@ -35,6 +35,7 @@ class CompressionPlugin(TrainingPlugin):
         regression: bool,
         pruner: Pruner | None,
         pruning_offset: int,
+        forward_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.stage = stage
         self.grafting = grafting
@@ -48,10 +49,12 @@ class CompressionPlugin(TrainingPlugin):
         self.regression = regression
         self.pruner = pruner
         self.pruning_offset = pruning_offset
+        # what makes the family's attention modules return their probabilities, when a loss reads them
+        self.forward_kwargs = forward_kwargs if "attention" in self.weights and forward_kwargs else {}
 
     def _forward(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> ForwardOutputs:
         with self.recorder.record() as recording:
-            logits = model(**inputs).logits
+            logits = model(**inputs, **self.forward_kwargs).logits
         return ForwardOutputs(logits=logits, hidden=recording.hidden, attentions=recording.attentions)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int

@@ -16,13 +16,19 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from spdc.models.families import FamilySpec
+from spdc.models.families import FamilySpec, optional_module
 
 
 @dataclass
 class Recording:
     hidden: list[torch.Tensor] = field(default_factory=list)  # embedding output, then each layer's output
     attentions: list[torch.Tensor] = field(default_factory=list)  # probabilities [batch, heads, query, key]
+
+
+def _entry(model: nn.Module, family: FamilySpec) -> nn.Module:
+    """The last embedding module present: its output is what enters the first encoder layer."""
+    present = [module for path in family.embeddings if (module := optional_module(model, path)) is not None]
+    return present[-1]
 
 
 class OutputRecorder:
@@ -32,7 +38,7 @@ class OutputRecorder:
         self._active: Recording | None = None
         self._handles: list[RemovableHandle] = []
         seen: set[int] = set()
-        modules: list[tuple[nn.Module, str]] = [(model.get_submodule(family.embeddings), "hidden") for model in models]
+        modules: list[tuple[nn.Module, str]] = [(_entry(model, family), "hidden") for model in models]
         for layer_list in layers:
             for layer in layer_list:
                 modules.append((layer, "hidden"))

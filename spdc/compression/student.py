@@ -8,7 +8,7 @@ import copy
 from torch import nn
 
 from spdc.core.errors import RecipeError
-from spdc.models.families import FamilySpec, encoder_layers, model_config
+from spdc.models.families import FamilySpec, encoder_layers, model_config, optional_module
 from spdc.recipe.schema import StudentConfig
 
 
@@ -30,11 +30,16 @@ def build_student(teacher: nn.Module, family: FamilySpec, config: StudentConfig,
                           f"{len(teacher_layers)} teacher layers")
     student = copy.deepcopy(teacher)
     student.set_submodule(family.layers, nn.ModuleList([copy.deepcopy(teacher_layers[j]) for j in mapping]))
-    model_config(student).num_hidden_layers = depth
-    shared = ([] if config.train_embeddings else [family.embeddings]) + (
+    if depth != len(teacher_layers) or mapping != list(range(depth)):
+        model_config(student).num_hidden_layers = depth
+        if family.set_depth is not None:
+            family.set_depth(model_config(student), mapping)
+    shared = ([] if config.train_embeddings else list(family.embeddings)) + (
         [] if config.train_classifier else list(family.head))
     for path in shared:
-        student.set_submodule(path, teacher.get_submodule(path))
+        module = optional_module(teacher, path)
+        if module is not None:
+            student.set_submodule(path, module)
     for parameter in student.parameters():
         parameter.requires_grad = True
     for parameter in teacher.parameters():

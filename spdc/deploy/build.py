@@ -131,9 +131,10 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
         export_to_onnx(model, raw, names, opset=settings.opset, dynamo=settings.dynamo)
         on_step(f"optimising ({settings.optimize})")
         feeds = synthetic_inputs(names, model.config.vocab_size, batch=3, seq_len=24, seed=1)
-        optimization = optimize_graph(raw, optimized, level=settings.optimize,
-                                      model_type=family_of(model).onnx_model_type, feeds=feeds,
-                                      layout=HeadLayout.of(model.config, structure))
+        family = family_of(model)
+        optimization = optimize_graph(raw, optimized, level=settings.optimize, model_type=family.onnx_model_type,
+                                      feeds=feeds, layout=HeadLayout.of(model.config, structure),
+                                      attention_fusion=family.fused_attention)
         int8_record = None
         if int8:
             options = Int8Options(mode="static" if static else "dynamic", per_channel=settings.int8_per_channel,

@@ -146,7 +146,7 @@ def attention_plans(raw: Path, layout: HeadLayout, scratch: Path) -> tuple[list[
 
 
 def optimize_graph(raw: Path, out: Path, *, level: str, model_type: str, feeds: dict[str, np.ndarray],
-                   layout: HeadLayout) -> Optimization:
+                   layout: HeadLayout, attention_fusion: bool = True) -> Optimization:
     """Optimise `raw` into `out`; every candidate graph is checked against `raw` on `feeds` and a rewrite that
     changes the outputs is dropped with a note. Attention is fused per layer with each layer's own head count
     (layers pruned unevenly keep fused attention); a layer with no heads has no attention to fuse."""
@@ -155,10 +155,13 @@ def optimize_graph(raw: Path, out: Path, *, level: str, model_type: str, feeds: 
         out.write_bytes(raw.read_bytes())
         return result
     plans: list[AttentionPlan | None] = [None]
-    if level != "O1":
+    if level != "O1" and attention_fusion:
         found, notes = attention_plans(raw, layout, out.parent)
         plans = [*found, None]
         result.notes += notes
+    elif level != "O1":
+        result.notes.append("onnxruntime's attention fusion does not match this family's attention graph; "
+                            "attention runs unfused (the other fusions apply)")
     expected = _outputs(raw, feeds)
     expected_layers = sum(1 for count in layout.heads if count)
     for plan in plans:
@@ -167,7 +170,7 @@ def optimize_graph(raw: Path, out: Path, *, level: str, model_type: str, feeds: 
         if level == "O3" or difference <= GRAPH_CHECK_ATOL:  # O3 changes numerics on purpose; parity judges it
             result.fused_operators = fused
             attention_nodes = fused.get("Attention", 0)
-            if level != "O1" and attention_nodes < expected_layers:
+            if level != "O1" and attention_fusion and attention_nodes < expected_layers:
                 result.notes.append(f"attention fused in {attention_nodes} of {expected_layers} layers with heads; "
                                     "the others run unfused")
             return result

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
+from spdc.models.families import family_of, family_shape
+
 
 def head_size(model_config: Any) -> int:
     return int(model_config.hidden_size) // int(model_config.num_attention_heads)
@@ -17,17 +21,20 @@ class EncoderShape:
     num_heads: int
     head_dim: int
     intermediate: int
+    ffn_matrices: int = 2  # 3 for a gated FFN (input, gate, output)
 
     @classmethod
-    def of(cls, config: Any) -> EncoderShape:
-        """The shape of a (student) model from its transformers config."""
-        return cls(num_layers=config.num_hidden_layers, hidden=config.hidden_size,
-                   num_heads=config.num_attention_heads, head_dim=head_size(config),
-                   intermediate=config.intermediate_size)
+    def of(cls, model: nn.Module) -> EncoderShape:
+        """The shape of a (student) model, read through its family's config keys."""
+        shape, family = family_shape(model), family_of(model)
+        return cls(num_layers=shape["layers"], hidden=shape["hidden"], num_heads=shape["heads"],
+                   head_dim=shape["hidden"] // shape["heads"], intermediate=shape["intermediate"],
+                   ffn_matrices=3 if family.gated else 2)
 
 
 def encoder_flops_per_token(
-    *, hidden: int, seq_len: int, head_dim: int, heads_per_layer: list[int], neurons_per_layer: list[int]
+    *, hidden: int, seq_len: int, head_dim: int, heads_per_layer: list[int], neurons_per_layer: list[int],
+    ffn_matrices: int = 2,
 ) -> float:
     """Multiply-adds x2 of the encoder per token: Q/K/V/output projections, attention scores and context, FFN."""
     total = 0.0
@@ -35,5 +42,5 @@ def encoder_flops_per_token(
         attention_width = heads * head_dim
         total += 2 * 4 * hidden * attention_width  # q, k, v rows and attention-output columns
         total += 2 * 2 * seq_len * attention_width  # scores and weighted sum of values
-        total += 2 * 2 * hidden * neurons  # intermediate and output
+        total += 2 * ffn_matrices * hidden * neurons  # intermediate (and gate) and output
     return total

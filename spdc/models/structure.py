@@ -2,8 +2,9 @@
 
 A folded model is a physically smaller dense model. Its `config.json` records the kept units under
 `spdc_folded`, and `reshape_to_structure` gives a freshly built full-size model that shape before its weights
-are loaded. A layer left with no heads keeps only what its attention block still computes,
-LayerNorm(input + output bias): `HeadlessAttention`.
+are loaded. A layer left with no heads keeps only what its attention block still computes: LayerNorm(input +
+output bias) in families whose block ends in a LayerNorm (`HeadlessAttention`), else the output bias alone
+(`ZeroAttention`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spdc.models.families import FamilySpec, encoder_layers, family_of, linear_at, model_config
+from spdc.models.families import FamilySpec, encoder_layers, family_of, linear_at, model_config, optional_module
 
 FOLDED_KEY = "spdc_folded"
 LEGACY_FOLDED_KEY = "spdc_structure"  # what spdc 0.1 called it; still read
@@ -43,8 +44,14 @@ class FoldedStructure:
         }
 
 
-class HeadlessAttention(nn.Module):
-    """The attention block of a layer whose heads were all pruned: LayerNorm(input + dropout(output bias))."""
+class PrunedAttention(nn.Module):
+    """What replaces a layer's attention block once all its heads are pruned: the block then only adds its
+    output bias, so it is computed without any projection or attention."""
+
+
+class HeadlessAttention(PrunedAttention):
+    """For families whose attention block ends in LayerNorm(input + output) (BERT, DeBERTa):
+    LayerNorm(input + dropout(output bias))."""
 
     def __init__(self, bias: torch.Tensor, norm: nn.Module, dropout: float) -> None:
         super().__init__()
@@ -54,6 +61,20 @@ class HeadlessAttention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
         return self.norm(hidden_states + self.dropout(self.bias)), None
+
+
+class ZeroAttention(PrunedAttention):
+    """For families that add the attention output to the residual outside the block (DistilBERT, ModernBERT):
+    the block's output is its output bias (zero without one)."""
+
+    def __init__(self, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
+        if self.bias is None:
+            return torch.zeros_like(hidden_states), None
+        return self.bias.expand_as(hidden_states), None
 
 
 def _select(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
@@ -78,24 +99,51 @@ def _dims_of(heads: list[int], head_dim: int) -> torch.Tensor:
     return torch.tensor([head * head_dim + offset for head in heads for offset in range(head_dim)], dtype=torch.long)
 
 
+def _select_rows(layer: nn.Module, family: FamilySpec, roles: tuple[str, ...], keep: torch.Tensor) -> None:
+    """Keep rows `keep` (indices within one role's block) of every matrix the roles live in, in each of their
+    row blocks: a fused matrix (Wqkv, gated Wi) keeps the same units in every block."""
+    by_path: dict[str, tuple[int, list[int]]] = {}
+    for role in roles:
+        spec = family.matrices.get(role)
+        if spec is not None:
+            blocks = by_path.setdefault(spec.path, (spec.blocks, []))[1]
+            blocks.append(spec.block)
+    for path, (count, blocks) in by_path.items():
+        linear = linear_at(layer, path)
+        size = linear.out_features // count
+        rows = torch.cat([block * size + keep for block in sorted(blocks)])
+        _set(layer, path, _select(linear, rows, 0))
+
+
 def reshape_layer(layer: nn.Module, family: FamilySpec, heads: list[int], neurons: torch.Tensor, head_dim: int,
                   dropout: float) -> None:
     """Cut `layer` down to the given heads and FFN neurons (indices into its current matrices); no heads at all
-    replaces the attention block by `HeadlessAttention`."""
+    replaces the attention block by the family's pruned-attention module."""
     if heads:
         dims = _dims_of(heads, head_dim)
-        for role in ("query", "key", "value"):
-            path = family.role_path(role)
-            _set(layer, path, _select(linear_at(layer, path), dims, 0))
-        _set(layer, family.attention_output, _select(linear_at(layer, family.attention_output), dims, 1))
+        _select_rows(layer, family, ("query", "key", "value"), dims)
+        output = family.matrices["attention_output"].path
+        _set(layer, output, _select(linear_at(layer, output), dims, 1))
+        for path in family.head_row_extras:
+            extra = optional_module(layer, path)
+            if isinstance(extra, nn.Linear):
+                _set(layer, path, _select(extra, dims, 0))
         attention = layer.get_submodule(family.self_attention)
-        setattr(attention, "num_attention_heads", len(heads))  # noqa: B010 - plain attributes the forward reads
-        setattr(attention, "all_head_size", len(heads) * head_dim)  # noqa: B010
-    elif not isinstance(layer.get_submodule(family.attention), HeadlessAttention):
-        bias = linear_at(layer, family.attention_output).bias
-        _set(layer, family.attention, HeadlessAttention(bias, layer.get_submodule(family.attention_norm), dropout))
-    _set(layer, family.intermediate, _select(linear_at(layer, family.intermediate), neurons, 0))
-    _set(layer, family.output, _select(linear_at(layer, family.output), neurons, 1))
+        for name in family.head_attributes:
+            setattr(attention, name, len(heads))
+        for name in family.width_attributes:
+            setattr(attention, name, len(heads) * head_dim)
+    elif not isinstance(layer.get_submodule(family.attention), PrunedAttention):
+        bias = linear_at(layer, family.matrices["attention_output"].path).bias
+        if family.headless == "norm":
+            assert family.attention_norm is not None and bias is not None
+            replacement: nn.Module = HeadlessAttention(bias, layer.get_submodule(family.attention_norm), dropout)
+        else:
+            replacement = ZeroAttention(bias)
+        _set(layer, family.attention, replacement)
+    _select_rows(layer, family, ("intermediate", "gate"), neurons)
+    output = family.matrices["output"].path
+    _set(layer, output, _select(linear_at(layer, output), neurons, 1))
 
 
 def reshape_to_structure(model: nn.Module, structure: FoldedStructure) -> None:
@@ -104,9 +152,9 @@ def reshape_to_structure(model: nn.Module, structure: FoldedStructure) -> None:
     layers = encoder_layers(model, family)
     if len(layers) != len(structure.heads):
         raise ValueError(f"{FOLDED_KEY} lists {len(structure.heads)} layers, the model has {len(layers)}")
+    dropout = float(getattr(model_config(model), family.dropout_key, 0.0))
     for layer, heads, neurons in zip(layers, structure.heads, structure.neurons, strict=True):
-        reshape_layer(layer, family, list(range(len(heads))), torch.arange(neurons), structure.head_dim,
-                      model_config(model).hidden_dropout_prob)
+        reshape_layer(layer, family, list(range(len(heads))), torch.arange(neurons), structure.head_dim, dropout)
 
 
 def structure_of(config: Any) -> FoldedStructure | None:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 import torch
-from torch import nn
+
+from spdc.models.families import PrunableMatrix
 
 
 class Criterion(Protocol):
@@ -14,8 +15,8 @@ class Criterion(Protocol):
 
     needs_gradients: bool
 
-    def observe(self, linears: dict[str, nn.Linear]) -> None: ...
-    def scores(self, name: str, linear: nn.Linear) -> torch.Tensor: ...
+    def observe(self, linears: dict[str, PrunableMatrix]) -> None: ...
+    def scores(self, name: str, linear: PrunableMatrix) -> torch.Tensor: ...
     def state_dict(self) -> dict[str, torch.Tensor]: ...
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
 
@@ -25,10 +26,10 @@ class MagnitudeCriterion:
 
     needs_gradients = False
 
-    def observe(self, linears: dict[str, nn.Linear]) -> None:
+    def observe(self, linears: dict[str, PrunableMatrix]) -> None:
         """Nothing to accumulate."""
 
-    def scores(self, name: str, linear: nn.Linear) -> torch.Tensor:
+    def scores(self, name: str, linear: PrunableMatrix) -> torch.Tensor:
         return linear.weight.detach().abs()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -50,18 +51,19 @@ class FirstOrderCriterion:
     def __init__(self) -> None:
         self.accumulated: dict[str, torch.Tensor] = {}
 
-    def observe(self, linears: dict[str, nn.Linear]) -> None:
+    def observe(self, linears: dict[str, PrunableMatrix]) -> None:
         with torch.no_grad():
-            for name, linear in linears.items():
-                if linear.weight.grad is None:
+            for name, matrix in linears.items():
+                grad = matrix.grad
+                if grad is None:
                     continue
-                contribution = (linear.weight * linear.weight.grad).abs()
+                contribution = (matrix.weight * grad).abs()
                 if name in self.accumulated:
                     self.accumulated[name].add_(contribution)
                 else:
                     self.accumulated[name] = contribution.clone()
 
-    def scores(self, name: str, linear: nn.Linear) -> torch.Tensor:
+    def scores(self, name: str, linear: PrunableMatrix) -> torch.Tensor:
         if name in self.accumulated:
             return self.accumulated.pop(name)
         return linear.weight.detach().abs()

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
-from torch import nn
 
+from spdc.models.families import PrunableMatrix
 from spdc.models.shape import EncoderShape
 from spdc.recipe.schema import PruningConfig
 
 Scores = dict[str, torch.Tensor]
+NEURON_ROWS = ("intermediate", "gate")  # the rows of an FFN neuron (its column is in "output")
 
 
 @dataclass
@@ -75,7 +76,7 @@ def _unit_keep(unit_scores: dict[int, torch.Tensor], sparsity: float, *, scope: 
 
 
 def head_masks(
-    scores: Scores, linears: dict[str, nn.Linear], sparsity: float, *, num_layers: int, head_dim: int, scope: str
+    scores: Scores, linears: dict[str, PrunableMatrix], sparsity: float, *, num_layers: int, head_dim: int, scope: str
 ) -> MaskSet:
     unit_scores = {}
     for layer in range(num_layers):
@@ -95,19 +96,22 @@ def head_masks(
     return masks
 
 
-def neuron_masks(scores: Scores, linears: dict[str, nn.Linear], sparsity: float, *, num_layers: int,
+def neuron_masks(scores: Scores, linears: dict[str, PrunableMatrix], sparsity: float, *, num_layers: int,
                  scope: str) -> MaskSet:
     unit_scores = {
-        layer: scores[f"{layer}.intermediate"].sum(dim=1) + scores[f"{layer}.output"].sum(dim=0)
+        layer: sum(scores[f"{layer}.{role}"].sum(dim=1) for role in NEURON_ROWS if f"{layer}.{role}" in scores)
+        + scores[f"{layer}.output"].sum(dim=0)
         for layer in range(num_layers)
     }
     keep = _unit_keep(unit_scores, sparsity, scope=scope)
     masks = MaskSet(neurons=keep)
     for layer, kept in keep.items():
         per_neuron = kept.float()
-        name = f"{layer}.intermediate"
-        masks.weight[name] = per_neuron[:, None].expand_as(linears[name].weight).clone()
-        masks.bias[name] = per_neuron.clone()
+        for role in NEURON_ROWS:
+            name = f"{layer}.{role}"
+            if name in linears:  # the gate rows of a gated FFN go with their neuron
+                masks.weight[name] = per_neuron[:, None].expand_as(linears[name].weight).clone()
+                masks.bias[name] = per_neuron.clone()
         name = f"{layer}.output"
         masks.weight[name] = per_neuron[None, :].expand_as(linears[name].weight).clone()
     return masks
@@ -120,7 +124,7 @@ class PruningPattern(Protocol):
         """Final sparsity per kind of unit, e.g. {"weights": 0.9} or {"heads": 0.5, "neurons": 0.5}."""
         ...
 
-    def masks(self, scores: Scores, linears: dict[str, nn.Linear], sparsity: dict[str, float],
+    def masks(self, scores: Scores, linears: dict[str, PrunableMatrix], sparsity: dict[str, float],
               shape: EncoderShape, scope: str) -> MaskSet:
         """Keep-masks at the current sparsity of every kind of unit."""
         ...
@@ -130,7 +134,7 @@ class UnstructuredPattern:
     def targets(self, config: PruningConfig) -> dict[str, float]:
         return {"weights": config.final_sparsity}
 
-    def masks(self, scores: Scores, linears: dict[str, nn.Linear], sparsity: dict[str, float],
+    def masks(self, scores: Scores, linears: dict[str, PrunableMatrix], sparsity: dict[str, float],
               shape: EncoderShape, scope: str) -> MaskSet:
         return unstructured_masks(scores, sparsity["weights"], scope=scope)
 
@@ -139,7 +143,7 @@ class HeadsAndNeuronsPattern:
     def targets(self, config: PruningConfig) -> dict[str, float]:
         return {"heads": config.head_sparsity, "neurons": config.neuron_sparsity}
 
-    def masks(self, scores: Scores, linears: dict[str, nn.Linear], sparsity: dict[str, float],
+    def masks(self, scores: Scores, linears: dict[str, PrunableMatrix], sparsity: dict[str, float],
               shape: EncoderShape, scope: str) -> MaskSet:
         heads = head_masks(scores, linears, sparsity["heads"], num_layers=shape.num_layers, head_dim=shape.head_dim,
                            scope=scope)

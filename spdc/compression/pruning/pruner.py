@@ -9,18 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from spdc.compression.pruning.criteria import CRITERIA
 from spdc.compression.pruning.patterns import PATTERNS, MaskSet
 from spdc.compression.pruning.schedules import SCHEDULES
-from spdc.models.families import ROLES
+from spdc.models.families import PrunableMatrix
 from spdc.models.shape import EncoderShape, encoder_flops_per_token
 from spdc.recipe.schema import PruningConfig
 
 
 class Pruner:
-    def __init__(self, config: PruningConfig, linears: dict[str, nn.Linear], shape: EncoderShape,
+    def __init__(self, config: PruningConfig, linears: dict[str, PrunableMatrix], shape: EncoderShape,
                  total_steps: int) -> None:
         self.config = config
         self.linears = linears
@@ -65,7 +64,8 @@ class Pruner:
     @torch.no_grad()
     def apply(self) -> None:
         for name, mask in self.masks.weight.items():
-            self.linears[name].weight.mul_(mask.to(self.linears[name].weight.device))
+            weight = self.linears[name].weight  # a view: multiplying it prunes the parameter
+            weight.mul_(mask.to(weight.device))
         for name, mask in self.masks.bias.items():
             bias = self.linears[name].bias
             if bias is not None:
@@ -76,16 +76,16 @@ class Pruner:
         """Achieved sparsity (exact zeros) per matrix, per role and over all six matrices of every layer."""
         per_matrix = {}
         zeros_total = numel_total = 0
-        by_role: dict[str, list[int]] = {role: [0, 0] for role in ROLES}
+        by_role: dict[str, list[int]] = {}
         for name, linear in self.linears.items():
             numel = linear.weight.numel()
             zeros = numel - int(torch.count_nonzero(linear.weight))
             per_matrix[name] = zeros / numel
             zeros_total += zeros
             numel_total += numel
-            role = name.split(".", 1)[1]
-            by_role[role][0] += zeros
-            by_role[role][1] += numel
+            counts = by_role.setdefault(name.split(".", 1)[1], [0, 0])
+            counts[0] += zeros
+            counts[1] += numel
         report: dict[str, Any] = {
             "overall": zeros_total / numel_total,
             "by_role": {role: zeros / numel for role, (zeros, numel) in by_role.items()},
@@ -102,14 +102,15 @@ class Pruner:
         dense = encoder_flops_per_token(
             hidden=shape.hidden, seq_len=seq_len, head_dim=shape.head_dim,
             heads_per_layer=[shape.num_heads] * shape.num_layers,
-            neurons_per_layer=[shape.intermediate] * shape.num_layers,
+            neurons_per_layer=[shape.intermediate] * shape.num_layers, ffn_matrices=shape.ffn_matrices,
         )
         heads = [int(self.masks.heads[layer].sum()) if layer in self.masks.heads else shape.num_heads
                  for layer in range(shape.num_layers)]
         neurons = [int(self.masks.neurons[layer].sum()) if layer in self.masks.neurons else shape.intermediate
                    for layer in range(shape.num_layers)]
         pruned = encoder_flops_per_token(hidden=shape.hidden, seq_len=seq_len, head_dim=shape.head_dim,
-                                         heads_per_layer=heads, neurons_per_layer=neurons)
+                                         heads_per_layer=heads, neurons_per_layer=neurons,
+                                         ffn_matrices=shape.ffn_matrices)
         return {"dense": dense, "pruned": pruned, "reduction": 1 - pruned / dense, "seq_len": seq_len}
 
     # -- checkpointing ------------------------------------------------------------------------------------------
