@@ -64,7 +64,9 @@ class CompressionPlugin(TrainingPlugin):
         teacher = None
         if self.needs_teacher:
             self.teacher.eval()
-            with torch.inference_mode():  # in the trainer's precision (its autocast is active here)
+            # no_grad rather than inference_mode: the teacher's outputs are saved by the losses' backward, which
+            # inference tensors may not be. The trainer's autocast is active here: the same precision as the student.
+            with torch.no_grad():
                 teacher = self._forward(self.teacher, inputs)
         model.train()
         with self.grafting.grafted(model, use_student):
