@@ -107,9 +107,8 @@ TEACHER_CANDIDATES: dict[str, dict[str, tuple[str, ...]]] = {
     "mrpc": {"lr5e-5-e6": ("teacher.finetune.learning_rate=5.0e-5", "teacher.finetune.epochs=6"),
              "lr1e-4-e5": ("teacher.finetune.learning_rate=1.0e-4", "teacher.finetune.epochs=5"),
              "lr2e-4-e5": ("teacher.finetune.learning_rate=2.0e-4", "teacher.finetune.epochs=5")},
+    # one candidate: two epochs of SST-2's 60,614 training rows take 3,788 steps (about 75 minutes on one core)
     "sst2": {"lr5e-5-e2": ("teacher.finetune.learning_rate=5.0e-5", "teacher.finetune.epochs=2",
-                           "teacher.finetune.max_steps=null", "teacher.finetune.eval_every_steps=600"),
-             "lr1e-4-e2": ("teacher.finetune.learning_rate=1.0e-4", "teacher.finetune.epochs=2",
                            "teacher.finetune.max_steps=null", "teacher.finetune.eval_every_steps=600")},
 }
 
