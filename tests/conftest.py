@@ -11,6 +11,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
+from .families_support import build_tiny_family, tiny_family_config  # noqa: F401 (re-exported for tests)
+
 ROOT = Path(__file__).resolve().parent.parent
 POSITIVE = ["good", "great", "fine", "superb", "lovely"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "ugly"]
@@ -139,47 +141,4 @@ def write_stsb_like(directory: Path, *, train_rows: int = 96, dev_rows: int = 48
             first = f"{' '.join(rng.sample(FILLER, 3))} {rng.choice(words)}"
             lines.append(f"{first}\t{rng.choice(words)} movie\t{score:.2f}")
         (directory / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return directory
-
-
-TOKEN_TYPES = ("bert", "electra", "deberta-v2")  # families whose models take token_type_ids
-
-
-def tiny_family_config(model_type: str, vocab_size: int, num_labels: int) -> object:
-    """A 2-layer, hidden-32, 4-head random config of a family (sized so every code path is exercised)."""
-    from transformers import AutoConfig
-
-    common = {"vocab_size": vocab_size, "num_labels": num_labels, "pad_token_id": 0}
-    if num_labels == 1:
-        common["problem_type"] = "regression"
-    sizes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
-             "max_position_embeddings": 64}
-    extra: dict[str, dict] = {
-        "bert": sizes,
-        "roberta": {**sizes, "max_position_embeddings": 80, "bos_token_id": 2, "eos_token_id": 3},
-        "xlm-roberta": {**sizes, "max_position_embeddings": 80, "bos_token_id": 2, "eos_token_id": 3},
-        "electra": {**sizes, "embedding_size": 16},
-        "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64, "max_position_embeddings": 64},
-        "deberta-v2": {**sizes, "relative_attention": True, "pos_att_type": ["p2c", "c2p"],
-                       "position_biased_input": False, "share_att_key": True, "type_vocab_size": 2,
-                       "max_relative_positions": -1, "position_buckets": 16},
-        "modernbert": {**sizes, "global_attn_every_n_layers": 2, "local_attention": 16, "bos_token_id": 2,
-                       "eos_token_id": 3, "cls_token_id": 2, "sep_token_id": 3},
-    }
-    return AutoConfig.for_model(model_type, **common, **extra[model_type])
-
-
-def build_tiny_family(model_type: str, directory: Path, *, num_labels: int = 2, seed: int = 0) -> Path:
-    """Save a tiny random classifier of `model_type` with a word-level tokenizer producing its inputs."""
-    from transformers import AutoModelForSequenceClassification
-
-    vocab = SPECIAL + sorted(set(POSITIVE + NEGATIVE + FILLER))
-    inputs = ["input_ids", "token_type_ids", "attention_mask"] if model_type in TOKEN_TYPES else [
-        "input_ids", "attention_mask"]
-    tokenizer = BertTokenizer(vocab={token: index for index, token in enumerate(vocab)}, model_input_names=inputs)
-    torch.manual_seed(seed)
-    config = tiny_family_config(model_type, len(vocab), num_labels)
-    model = AutoModelForSequenceClassification.from_config(config)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
     return directory
