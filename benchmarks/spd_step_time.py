@@ -81,7 +81,7 @@ def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: flo
             plugin = CompressionPlugin(method=METHODS["spd"], stage=stage, grafting=grafting,
                                        distillation=DistillationConfig(), teacher=teacher, layer_map=layer_map,
                                        recorder=recorder, regression=False, pruner=pruner, pruning_offset=0)
-            loss, _ = plugin.loss(student, batch, index)
+            loss, _ = plugin.loss(student, batch, index, student)
             if loss.requires_grad:
                 loss.backward()
                 optimizer.step()

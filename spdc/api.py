@@ -14,6 +14,7 @@ from spdc.core.errors import ArtifactError, ParityError
 from spdc.recipe.loading import load_recipe as _load_recipe_file
 from spdc.recipe.loading import validate_task
 from spdc.recipe.schema import ExportConfig, Recipe, TaskConfig
+from spdc.runs.distributed import context
 from spdc.runs.latest import ResolvedRun, resolve_run
 from spdc.runs.records import CompressSummary, EvalResult, FinetuneSummary, FoldResult
 
@@ -67,6 +68,8 @@ def compress(recipe: Recipe | PathLike, *, overrides: Sequence[str] = (), output
     resolved, recipe_file = _as_recipe(recipe, overrides)
     summary = run_compress(resolved, RunOptions(output_dir=Path(output_dir) if output_dir else None,
                                                 resume=resume, overwrite=overwrite, show_progress=show_progress))
+    if not context().is_main:  # under torchrun, rank 0 folds, exports and records the run
+        return summary
     run = RunDirectory(Path(summary.run_dir))
     plot_train_dev(run.read_metrics(), summary.main_metric, run.path / "train_dev.png",
                    title=f"{resolved.name}: {summary.task} {summary.main_metric}")

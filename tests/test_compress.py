@@ -106,13 +106,13 @@ HARD = LossWeights(hidden=0, attention=0, logits=0, hard_label=1)
 
 def test_p_one_uses_only_student_layers(tiny_model_dir: Path) -> None:
     plugin, student, calls, batch = _plugin_setup(tiny_model_dir, None, HARD)
-    plugin.loss(student, batch, 0)
+    plugin.loss(student, batch, 0, student)
     assert calls == {"teacher": 0, "student": 2}
 
 
 def test_p_zero_grafts_every_teacher_layer_and_eval_uses_students(tiny_model_dir: Path) -> None:
     plugin, student, calls, batch = _plugin_setup(tiny_model_dir, GraftingConfig(schedule="constant", p0=0.0), HARD)
-    _loss, parts = plugin.loss(student, batch, 0)
+    _loss, parts = plugin.loss(student, batch, 0, student)
     assert calls == {"teacher": 2, "student": 0} and set(parts) == {"loss_hard"}
     assert encoder_layers(student, family_of(student))[0] is plugin.grafting.student_layers[0]  # restored after
     student.eval()
@@ -125,7 +125,7 @@ def test_distillation_parts_start_at_zero_for_an_identical_student(tiny_model_di
     plugin, student, _, batch = _plugin_setup(tiny_model_dir, None, LossWeights(hard_label=0.0))
     student.eval()  # no dropout: the untrained student is exactly the teacher
     student.train = lambda mode=True: student  # keep eval mode inside the loss  # type: ignore[method-assign]
-    _, parts = plugin.loss(student, batch, 0)
+    _, parts = plugin.loss(student, batch, 0, student)
     assert parts["loss_hidden"] == pytest.approx(0.0, abs=1e-10)
     assert parts["loss_attention"] == pytest.approx(0.0, abs=1e-10)
 

@@ -47,7 +47,7 @@ def test_precision_auto_picks_bf16_only_where_the_cpu_has_it(bf16_cpu: bool, cho
     assert runtime.resolve_precision(choice, torch.device("cpu")) == expected
 
 
-@pytest.mark.parametrize(("supported", "expected"), [(True, "bf16"), (False, "fp32")])
+@pytest.mark.parametrize(("supported", "expected"), [(True, "bf16"), (False, "fp16")])
 def test_precision_auto_on_cuda_asks_the_gpu(supported: bool, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: supported)
     assert runtime.resolve_precision("auto", torch.device("cuda")) == expected

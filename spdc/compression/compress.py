@@ -25,6 +25,7 @@ from spdc.models.shape import EncoderShape
 from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import Recipe, StageConfig
 from spdc.runs.directory import RunDirectory
+from spdc.runs.distributed import barrier, context
 from spdc.runs.records import CompressionRecord, CompressSummary
 from spdc.runs.setup import RunOptions, prepare_run, recipe_inputs
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, read_header
@@ -174,7 +175,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
         structure.granularity = recipe.pruning.granularity
         structure.sparsity = pruner.sparsity_report()
         structure.flops = pruner.flops(recipe.task.max_seq_length)
-    if progress.best_step is not None:
+    if progress.best_step is not None and context().is_main:
         atomic_write_text(run.model_dir / COMPRESSION_FILE, json.dumps(structure.to_dict(), indent=2) + "\n")
     main = spec.main_metric
     student_dev = progress.best_eval or {}
@@ -189,9 +190,10 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
         selected_on="validation" if prepared.validation_data is not None else "dev",
         validation=progress.best_validation,
     )
-    if recipe.export.fold and summary.model_dir:
+    if recipe.export.fold and summary.model_dir and context().is_main:
         summary.fold = fold_model_dir(run.model_dir, run.path / FOLDED_DIR)
     run.write_summary(summary)
+    barrier()
     return summary
 
 

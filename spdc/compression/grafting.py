@@ -67,11 +67,15 @@ class Grafting:
         self.teacher_layers = teacher_layers
         self.layers_path = layers_path
         self.p = 1.0
+        self._drawn: tuple[int, list[bool]] | None = None
 
     def draw(self, step: int) -> list[bool]:
-        """The layers that use their student module at this 0-based stage step."""
-        self.p = grafting_probability(self.config, step, self.stage_steps)
-        return draw_student_layers(self.p, len(self.student_layers), self.generator)
+        """The layers that use their student module at this 0-based stage step: drawn once per step, so every
+        micro-batch of the step (on every rank: the generators are seeded alike) grafts the same layers."""
+        if self._drawn is None or self._drawn[0] != step:
+            self.p = grafting_probability(self.config, step, self.stage_steps)
+            self._drawn = (step, draw_student_layers(self.p, len(self.student_layers), self.generator))
+        return self._drawn[1]
 
     @contextlib.contextmanager
     def grafted(self, model: nn.Module, use_student: list[bool]) -> Iterator[None]:

@@ -3,6 +3,7 @@ registry weighted by the method, and the pruner shared across stages."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from spdc.compression.methods import MethodSpec
 from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.recorder import OutputRecorder
 from spdc.recipe.schema import DistillationConfig, StageConfig
-from spdc.training.loop import TrainingPlugin
+from spdc.training.loop import Forward, TrainingPlugin
 
 SPARSITY_FIELDS = {"weights": "sparsity", "heads": "head_sparsity", "neurons": "neuron_sparsity"}
 
@@ -52,12 +53,15 @@ class CompressionPlugin(TrainingPlugin):
         # what makes the family's attention modules return their probabilities, when a loss reads them
         self.forward_kwargs = forward_kwargs if "attention" in self.weights and forward_kwargs else {}
 
-    def _forward(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> ForwardOutputs:
+    def _forward(self, forward: Forward, inputs: dict[str, torch.Tensor]) -> ForwardOutputs:
         with self.recorder.record() as recording:
-            logits = model(**inputs, **self.forward_kwargs).logits
+            logits = forward(**inputs, **self.forward_kwargs).logits
         return ForwardOutputs(logits=logits, hidden=recording.hidden, attentions=recording.attentions)
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int
+    def partial_graph(self) -> bool:
+        return self.grafting.config is not None
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int, forward: Forward
              ) -> tuple[torch.Tensor, dict[str, float]]:
         inputs = {key: value for key, value in batch.items() if key != "labels"}
         use_student = self.grafting.draw(step)
@@ -70,7 +74,11 @@ class CompressionPlugin(TrainingPlugin):
                 teacher = self._forward(self.teacher, inputs)
         model.train()
         with self.grafting.grafted(model, use_student):
-            student = self._forward(model, inputs)
+            # every drawn layer the teacher's and nothing else trainable: the step learns nothing, so it runs
+            # without autograd (DistributedDataParallel must not wait for a backward that will not come)
+            learns = any(parameter.requires_grad for parameter in model.parameters())
+            with contextlib.nullcontext() if learns else torch.no_grad():
+                student = self._forward(forward, inputs)
         loss_inputs = LossInputs(student=student, teacher=teacher, labels=batch["labels"],
                                  token_mask=inputs["attention_mask"], layer_map=self.layer_map,
                                  temperature=self.temperature, regression=self.regression)

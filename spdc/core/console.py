@@ -47,7 +47,19 @@ def progress_bar() -> Progress:
     )
 
 
+_silenced = False
+
+
+def silence() -> None:
+    """Print nothing from this process (the non-zero ranks of a torchrun job: rank 0 speaks for the run)."""
+    global _silenced
+    _silenced = True
+    stderr.quiet = True
+
+
 def print_json(document: Any) -> None:
     """Write exactly one JSON document to stdout."""
+    if _silenced:
+        return
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()

@@ -96,7 +96,12 @@ class TrainingConfig(StrictModel):
     max_steps: int | None = Field(
         None, gt=0, le=1_000_000_000, description="Stop after this many optimizer steps (overrides epochs).")
     learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of the linear warmup/decay schedule.")
-    batch_size: int = Field(32, gt=0, le=65_536, description="Training batch size.")
+    batch_size: int = Field(
+        32, gt=0, le=65_536, description="Global batch of one optimizer step, whatever the number of processes and "
+        "accumulation steps it is split into.")
+    gradient_accumulation_steps: int = Field(
+        1, gt=0, le=4_096, description="Micro-batches each process runs per optimizer step (gradients accumulated): "
+        "the batch is split into processes x steps parts, so less memory, same result.")
     eval_batch_size: int = Field(64, gt=0, le=65_536, description="Evaluation batch size.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
     adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
@@ -254,10 +259,11 @@ class Recipe(StrictModel):
                       description="Seed for weights, data order and dropout: same seed, same metrics on CPU.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when present, else CPU.")
     threads: int | None = Field(None, gt=0, le=1_024, description="CPU threads for torch; null keeps torch's default.")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="Training precision: bf16 autocast with fp32 master weights and optimizer state, or fp32. "
-        "auto picks bf16 on CUDA GPUs that support it and on CPUs with AMX-BF16 or AVX512-BF16, else fp32. "
-        "Evaluation and reported metrics are always fp32.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Training precision: bf16 (or, on CUDA, fp16 with a gradient scaler) autocast with fp32 "
+        "master weights and optimizer state, or fp32. auto picks bf16 on CUDA GPUs that support it (fp16 on those "
+        "that do not) and on CPUs with AMX-BF16 or AVX512-BF16, else fp32. Evaluation and reported metrics are "
+        "always fp32.")
     output_dir: Path | None = Field(None, description="Run directory; default runs/<name>.")
     task: TaskConfig = Field(description="The task and where its data comes from.")
     teacher: TeacherConfig = Field(

@@ -24,6 +24,7 @@ from spdc.core.atomic import atomic_append_text, atomic_write_text, ensure_dir
 from spdc.core.errors import CheckpointError
 from spdc.core.outputs import check_output, mark_output, output_kind, remove_output
 from spdc.recipe.schema import Recipe
+from spdc.runs.distributed import barrier, context
 from spdc.runs.records import (
     METRICS_FILE,
     SUMMARY_FILE,
@@ -76,11 +77,14 @@ class RunDirectory:
         check_output(path, "run", inputs=inputs, replace=overwrite, what="run directory",
                      how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
                                   "directory")
-        if path.is_dir() and any(path.iterdir()):
-            remove_output(path, "run")
-        ensure_dir(path)
-        mark_output(path, "run")
-        atomic_write_text(run.recipe_file, recipe.to_yaml())
+        barrier()  # every rank has checked before rank 0 changes anything
+        if context().is_main:
+            if path.is_dir() and any(path.iterdir()):
+                remove_output(path, "run")
+            ensure_dir(path)
+            mark_output(path, "run")
+            atomic_write_text(run.recipe_file, recipe.to_yaml())
+        barrier()
         return run
 
     def is_finished(self) -> bool:
@@ -106,6 +110,7 @@ class RunDirectory:
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "torch_threads": threads,
+            "world_size": context().world_size,
             "device": device,
             "cuda_device": torch.cuda.get_device_name(0) if device == "cuda" else None,
             "cpu_model": cpu.model,
@@ -113,11 +118,14 @@ class RunDirectory:
             "precision": precision,
             "precision_requested": precision_requested,
         }
-        atomic_write_text(self.environment_file, json.dumps(environment, indent=2) + "\n")
+        if context().is_main:
+            atomic_write_text(self.environment_file, json.dumps(environment, indent=2) + "\n")
         return environment
 
     def append_metrics(self, record: TrainRecord | EvalRecord) -> None:
-        atomic_append_text(self.metrics_file, serialize_record(record))
+        """Append one record (rank 0 of a distributed run writes; the others share its directory)."""
+        if context().is_main:
+            atomic_append_text(self.metrics_file, serialize_record(record))
 
     def read_metrics(self) -> list[TrainRecord | EvalRecord]:
         """Every complete record. A torn last line (a process killed mid-write by an older spdc, or another
@@ -139,8 +147,10 @@ class RunDirectory:
 
     def truncate_metrics_after(self, step: int) -> None:
         """On resume, drop records written after the checkpoint so the log has no duplicated steps."""
-        kept = [record for record in self.read_metrics() if record.step <= step]
-        atomic_write_text(self.metrics_file, "".join(serialize_record(record) for record in kept))
+        if context().is_main:
+            kept = [record for record in self.read_metrics() if record.step <= step]
+            atomic_write_text(self.metrics_file, "".join(serialize_record(record) for record in kept))
 
     def write_summary(self, summary: RunSummary) -> None:
-        atomic_write_text(self.summary_file, json.dumps(summary.to_dict(), indent=2) + "\n")
+        if context().is_main:
+            atomic_write_text(self.summary_file, json.dumps(summary.to_dict(), indent=2) + "\n")

@@ -20,6 +20,7 @@ from spdc.models.loading import check_model_source, load_classifier
 from spdc.recipe.schema import Recipe
 from spdc.runs.directory import RunDirectory
 from spdc.runs.records import SplitSummary
+from spdc.runs.distributed import default_threads, init_distributed, rank_device
 from spdc.runs.runtime import configure_threads, resolve_device, resolve_precision, seed_everything
 
 
@@ -68,9 +69,11 @@ def recipe_inputs(recipe: Recipe) -> list[Path]:
 
 
 def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
+    init_distributed(recipe.device)
     seed_everything(recipe.seed)
-    threads = configure_threads(recipe.threads)
-    device = resolve_device(recipe.device)
+    threads = configure_threads(recipe.threads or default_threads())
+    device = rank_device(resolve_device(recipe.device))
+    precision = resolve_precision(recipe.precision, device)
     out = options.output_dir or recipe.resolved_output_dir()
     if not options.resume:  # cheap checks of the output before the data and the model are read
         check_output(out, "run", inputs=recipe_inputs(recipe), replace=options.overwrite, what="run directory",
@@ -92,7 +95,6 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
                           f"{positions} positions ({recipe.teacher.model})")
     run = RunDirectory.prepare(out, recipe, resume=options.resume, overwrite=options.overwrite,
                                inputs=recipe_inputs(recipe))
-    precision = resolve_precision(recipe.precision, device)
     environment = run.write_environment(device.type, threads, precision=precision,
                                         precision_requested=recipe.precision)
     max_len = recipe.task.max_seq_length

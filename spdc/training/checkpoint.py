@@ -63,6 +63,7 @@ def save_checkpoint(
     stage: int = 0,
     stage_step: int | None = None,
     extra: dict[str, Any] | None = None,
+    world_size: int = 1,
 ) -> Path:
     """Write checkpoints/step-N atomically, point `latest` at it, and remove older checkpoints.
 
@@ -86,6 +87,7 @@ def save_checkpoint(
             "progress": asdict(progress),
             "stage": stage,
             "stage_step": progress.step if stage_step is None else stage_step,
+            "world_size": world_size,
             "sha256": {file: _sha256(tmp / file) for file in (MODEL_FILE, STATE_FILE)},
         }
         (tmp / HEADER_FILE).write_text(json.dumps(header, indent=2), encoding="utf-8")
@@ -121,9 +123,15 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     fingerprint: str,
+    world_size: int = 1,
 ) -> RestoredCheckpoint:
     """Restore everything `save_checkpoint` wrote; any inconsistency is a CheckpointError naming the file."""
     header = read_header(path)
+    if int(header.get("world_size", 1)) != world_size:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a run of {header.get('world_size', 1)} process(es), this one has "
+            f"{world_size}: resume with the same torchrun --nproc_per_node (the split of each batch and the "
+            "optimizer state follow it), or start a new run")
     if header.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path}: unsupported format {header.get('format')!r}")
     if header.get("fingerprint") != fingerprint:

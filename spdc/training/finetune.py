@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from spdc.recipe.schema import Recipe
+from spdc.runs.distributed import barrier
 from spdc.runs.records import FinetuneSummary
 from spdc.runs.setup import RunOptions, prepare_run
 from spdc.training.loop import Trainer
@@ -33,4 +34,5 @@ def finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
         validation=result.best_validation,
     )
     prepared.run.write_summary(summary)
+    barrier()  # under torchrun, no rank goes on before rank 0 has written the run
     return summary

@@ -1,43 +1,63 @@
 """The optimisation loop: AdamW, linear warmup/decay, clipping, periodic evaluation, best-model selection by the
 task's main metric, and atomic checkpoints that let a killed run resume to the same result.
 
-Data order is a pure function of (seed, stage, epoch) and dropout draws from the global torch RNG saved in every
-checkpoint, so a resumed run replays exactly the batches and dropout masks an uninterrupted run would have used.
-Compression methods plug in through `TrainingPlugin` (loss, per-step hooks, extra checkpoint state); one
-Trainer runs one stage, and stages pass their `TrainerProgress` on so best-model tracking spans the run.
+`batch_size` is the global batch of one optimizer step. It is split into `world size x
+gradient_accumulation_steps` micro-batches: each torchrun process (rank) runs its share one after another,
+accumulating gradients, and DistributedDataParallel averages them across ranks. Each micro-batch's loss is
+weighted by its share of the batch's rows, so the step's gradient is that of the whole batch whatever the split:
+two processes reproduce one process with two accumulation steps.
+
+Data order is a pure function of (seed, stage, epoch), and the random state of each micro-batch (dropout) is
+seeded from (seed, stage, step, micro-batch index), so a resumed run replays exactly the batches and dropout
+masks an uninterrupted run would have used, on any split. Compression methods plug in through `TrainingPlugin`
+(loss, per-step hooks, extra checkpoint state); one Trainer runs one stage, and stages pass their
+`TrainerProgress` on so best-model tracking spans the run. Only rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from spdc.core.atomic import atomic_directory
 from spdc.core.console import progress_bar, stderr
-from spdc.core.errors import CheckpointError
+from spdc.core.errors import CheckpointError, RecipeError
 from spdc.data.tasks import TaskSpec
 from spdc.models.loading import save_classifier
 from spdc.recipe.schema import TrainingConfig
 from spdc.runs.directory import RunDirectory
+from spdc.runs.distributed import barrier, context
 from spdc.runs.records import EvalRecord, TrainRecord
 from spdc.runs.runtime import autocast
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, load_checkpoint, save_checkpoint
 from spdc.training.evaluation import evaluate
 from spdc.training.lr_schedule import linear_warmup_decay
 
+Forward = Callable[..., Any]  # the (possibly DistributedDataParallel-wrapped) model's forward
+
 
 class TrainingPlugin:
     """What a method adds to the plain loop. The defaults are plain fine-tuning on the labels."""
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int, forward: Forward
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss to minimise at a 0-based stage step, and named parts to log."""
-        return model(**batch).loss, {}
+        """Loss to minimise at a 0-based stage step, and named parts to log. `model` is the module to inspect or
+        rearrange; `forward` runs it (through DistributedDataParallel under torchrun)."""
+        return forward(**batch).loss, {}
+
+    def partial_graph(self) -> bool:
+        """Whether a step may leave some trainable parameters out of the forward (grafting swaps layers out),
+        which DistributedDataParallel must be told."""
+        return False
 
     def after_backward(self) -> None:
         """Called between backward and the optimizer step (gradients are available)."""
@@ -55,6 +75,23 @@ class TrainingPlugin:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what state_dict returned."""
+
+
+def split_batch(indices: list[int], *, rank: int, world_size: int, accumulation: int
+                ) -> list[tuple[int, list[int], float]]:
+    """This rank's share of one step's batch: (global micro-batch index, rows, loss weight) for each of its
+    `accumulation` micro-batches. The batch is cut into world_size x accumulation contiguous, near-equal parts;
+    rank r takes parts r*accumulation .. (r+1)*accumulation - 1. The weight is the part's share of the batch's
+    rows times the world size (DDP averages gradients over the ranks), so the weighted micro-batch losses add up
+    to the mean loss of the whole batch."""
+    count = world_size * accumulation
+    bounds = [round(part * len(indices) / count) for part in range(count + 1)]
+    mine = []
+    for micro in range(rank * accumulation, (rank + 1) * accumulation):
+        rows = indices[bounds[micro]:bounds[micro + 1]]
+        # a short last batch may leave a part empty: it still runs (every rank must take part), weighted 0
+        mine.append((micro, rows or indices[:1], len(rows) * world_size / len(indices)))
+    return mine
 
 
 @dataclass
@@ -120,9 +157,20 @@ class Trainer:
         self.fingerprint = fingerprint
         self.plugin = plugin or TrainingPlugin()
         self.stage = stage or StagePosition()
-        self.show_progress = show_progress
+        self.show_progress = show_progress and context().is_main
         self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.distributed = context()
+        self.micro_batches = self.distributed.world_size * config.gradient_accumulation_steps
+        if config.batch_size < self.micro_batches:
+            raise RecipeError(f"batch_size {config.batch_size} cannot be split into {self.distributed.world_size} "
+                              f"process(es) x {config.gradient_accumulation_steps} accumulation step(s)")
+        self.forward: Forward = self.model
+        if self.distributed.enabled:
+            self.forward = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.plugin.partial_graph())
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.optimizer = torch.optim.AdamW(
             _decay_groups(model, config.weight_decay), lr=config.learning_rate, eps=config.adam_epsilon
         )
@@ -157,49 +205,94 @@ class Trainer:
             raise CheckpointError(f"--resume: no checkpoint in {self.run.checkpoints_dir}")
         restored = load_checkpoint(
             checkpoint, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-            fingerprint=self.fingerprint,
+            fingerprint=self.fingerprint, world_size=self.distributed.world_size,
         )
         self.progress = restored.progress
         self.step = restored.stage_step
         self.plugin.load_state_dict(restored.extra)
         self.run.truncate_metrics_after(self.progress.step)
-        stderr.print(f"resumed from {checkpoint} (stage {self.stage.name}, step {self.step}/{self.total_steps})")
+        if self.distributed.is_main:
+            stderr.print(f"resumed from {checkpoint} (stage {self.stage.name}, step {self.step}/{self.total_steps})")
 
     def _checkpoint(self) -> None:
         save_checkpoint(
             self.run.checkpoints_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
             progress=self.progress, fingerprint=self.fingerprint, stage=self.stage.index, stage_step=self.step,
-            extra=self.plugin.state_dict(),
+            extra=self.plugin.state_dict(), world_size=self.distributed.world_size,
         )
 
     # -- loop ------------------------------------------------------------------------------------------------
+    def _my_micro_batches(self, step: int) -> list[tuple[int, list[int], float]]:
+        return split_batch(self._batch_indices(step), rank=self.distributed.rank,
+                           world_size=self.distributed.world_size,
+                           accumulation=self.config.gradient_accumulation_steps)
+
+    def _micro_seed(self, step: int, micro: int) -> int:
+        return (self.seed * 1_000_003 + self.stage.index * 100_003 + step * 1_009 + micro) % 2**63
+
     def _train_step(self, step: int) -> tuple[float, dict[str, float]]:
-        batch = self.collate([self.train_data[index] for index in self._batch_indices(step)])
-        batch = {key: value.to(self.device) for key, value in batch.items()}
-        with autocast(self.device, self.precision):
-            loss, parts = self.plugin.loss(self.model, batch, step)
-        loss = loss.float()
-        if loss.requires_grad:
-            loss.backward()
+        total = torch.zeros((), dtype=torch.float64)
+        part_sums: dict[str, float] = {}
+        learned = False
+        micro_batches = self._my_micro_batches(step)
+        for position, (micro, rows, weight) in enumerate(micro_batches):
+            torch.manual_seed(self._micro_seed(step, micro))
+            batch = self.collate([self.train_data[index] for index in rows])
+            batch = {key: value.to(self.device) for key, value in batch.items()}
+            last = position == len(micro_batches) - 1
+            no_sync = getattr(self.forward, "no_sync", None)
+            with no_sync() if no_sync is not None and not last else contextlib.nullcontext():
+                with autocast(self.device, self.precision):
+                    loss, parts = self.plugin.loss(self.model, batch, step, self.forward)
+                loss = loss.float() * weight
+                if loss.requires_grad:
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+                    learned = True
+            share = weight / self.distributed.world_size
+            total += float(loss.detach()) / self.distributed.world_size
+            for name, value in parts.items():
+                part_sums[name] = part_sums.get(name, 0.0) + value * share
+        if learned:
             self.plugin.after_backward()
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
             if self.config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(
                     [p for group in self.optimizer.param_groups for p in group["params"]], self.config.max_grad_norm
                 )
-            self.optimizer.step()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
         else:
-            # Nothing trainable took part in this step (grafting drew the teacher's module for every layer):
-            # no update, but the schedules advance as if one had happened.
+            # Nothing trainable took part in this step (grafting drew the teacher's module for every layer): no
+            # update, but the schedules advance as if one had happened. The draw is the same on every rank.
             self.skipped_steps += 1
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach()), parts
+        return self._global_mean(total, part_sums)
+
+    def _global_mean(self, loss: torch.Tensor, parts: dict[str, float]) -> tuple[float, dict[str, float]]:
+        """The step's loss and parts over the whole batch: each rank holds its rows' share of them."""
+        if not self.distributed.enabled:
+            return float(loss), parts
+        names = sorted(parts)
+        values = torch.tensor([float(loss), *(parts[name] for name in names)], dtype=torch.float64)
+        dist.all_reduce(values)
+        return float(values[0]), {name: float(value) for name, value in zip(names, values[1:].tolist(), strict=True)}
 
     def _evaluate(self, global_step: int, stage_fields: dict[str, float]) -> None:
         """Score dev (reported), the held-out validation rows (selection, when the recipe holds some out) and a
-        training sample (the overfitting gap), all in fp32; keep the best model and checkpoint."""
+        training sample (the overfitting gap), all in fp32; keep the best model and checkpoint. Rank 0 does this
+        while the other ranks wait."""
+        if self.distributed.is_main:
+            self._evaluate_and_keep(global_step, stage_fields)
+        barrier()
+
+    def _evaluate_and_keep(self, global_step: int, stage_fields: dict[str, float]) -> None:
         config = self.config
         dev = evaluate(
             self.model, self.dev_data, self.task, collate=self.collate, batch_size=config.eval_batch_size,
