@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from spdc.core.errors import ArtifactError, ParityError
 from spdc.recipe.loading import load_recipe as _load_recipe_file
-from spdc.recipe.loading import validate_task
+from spdc.recipe.loading import validate_export, validate_task
 from spdc.recipe.schema import ExportConfig, Recipe, TaskConfig
 from spdc.runs.distributed import context
 from spdc.runs.latest import ResolvedRun, resolve_run
@@ -115,7 +115,7 @@ def export(path: PathLike | None = None, *, output_dir: PathLike | None = None, 
            dynamo: bool | None = None, samples: int | None = None, fold_units: bool = True, validate: bool = True,
            threads: int | None = None, int8_per_channel: bool | None = None, int8_after_fusion: bool | None = None,
            int8_embeddings: bool | None = None, int8_fallback: bool | None = None, sparse: str | None = None,
-           max_metric_drop: float | None = None, show_progress: bool = True,
+           max_metric_drop: float | None = None, precision: str | None = None, show_progress: bool = True,
            on_step: StepCallback | None = None) -> ExportResult:
     """Export a run (its student, folded), a recipe's run, the latest run (no path) or a model directory to a
     validated ONNX artifact (`spdc export --onnx`). Settings come from the run's recipe `export` section;
@@ -130,11 +130,12 @@ def export(path: PathLike | None = None, *, output_dir: PathLike | None = None, 
         ("opset", opset), ("optimize", optimize), ("quantize", quantize), ("dynamo", dynamo), ("samples", samples),
         ("int8_per_channel", int8_per_channel), ("int8_after_fusion", int8_after_fusion),
         ("int8_embeddings", int8_embeddings), ("int8_fallback", int8_fallback), ("sparse", sparse),
+        ("precision", precision),
     ) if value is not None}
     base = source.settings.model_dump()
     if max_metric_drop is not None:
         base["parity"] = {**base["parity"], "max_metric_drop": max_metric_drop}
-    settings = ExportConfig.model_validate({**base, **overrides})
+    settings = validate_export({**base, **overrides})
     out = Path(output_dir) if output_dir else source.default_output(settings)
     manifest = export_artifact(source, out, settings, validate=validate, fold_units=fold_units, threads=threads,
                                show_progress=show_progress, on_step=on_step or (lambda _: None))
@@ -204,7 +205,8 @@ def bench(paths: Sequence[PathLike] = (), *, batch_sizes: Sequence[int] = (1, 8,
           seq_lens: Sequence[int] = (32, 128), threads: int | None = None, provider: str = "cpu",
           engine: str = "auto", warmup_s: float = 1.0, time_s: float = 3.0, rounds: int = 3,
           task: str | None = None, data_dir: PathLike | None = None, plot: PathLike | None = None,
-          show_progress: bool = True, on_step: StepCallback | None = None) -> BenchDocument:
+          semi_structured: bool = False, show_progress: bool = True,
+          on_step: StepCallback | None = None) -> BenchDocument:
     """Latency and throughput of models measured interleaved in one process (`spdc bench`); the first model is
     the baseline. No path (or one recipe path): the latest (or the recipe's) run's teacher against its
     exported students."""
@@ -222,7 +224,7 @@ def bench(paths: Sequence[PathLike] = (), *, batch_sizes: Sequence[int] = (1, 8,
         notes.append(f"models of {run.path} ({run.reason}): dense teacher first, as the baseline")
     settings = BenchSettings(batch_sizes=list(batch_sizes), seq_lens=list(seq_lens), threads=threads,
                              provider=provider, engine=engine, warmup_s=warmup_s, time_s=time_s, rounds=rounds,
-                             task=settings_task, notes=notes)
+                             task=settings_task, semi_structured=semi_structured, notes=notes)
     document = run_bench(given, settings, on_step=on_step)
     if plot is not None:
         plot_latency(document, Path(plot))

@@ -183,3 +183,60 @@ def test_cuda_absent_paths_say_so(tiny_recipe, tmp_path: Path) -> None:
                                str(tmp_path / "h"), "--json"])
     assert fp16.exit_code == 2 and "fp16" in json.loads(fp16.stdout)["error"]["message"]
     assert not (tmp_path / "c").exists() and not (tmp_path / "h").exists()
+
+
+def test_two_four_masks_keep_two_of_every_four() -> None:
+    from spdc.compression.pruning.patterns import semi_structured_masks
+
+    scores = {"m": torch.rand(6, 16, generator=torch.Generator().manual_seed(0))}
+    final = semi_structured_masks(scores, 0.5).weight["m"]
+    assert torch.equal(final.view(6, 4, 4).sum(dim=-1), torch.full((6, 4), 2.0))
+    kept = final.view(6, 4, 4).bool()
+    grouped = scores["m"].view(6, 4, 4)
+    assert torch.all(grouped.masked_fill(~kept, -1).max(dim=-1).values >= grouped.masked_fill(kept, 2).min(dim=-1)
+                     .values)  # the two kept are a group's two largest
+    partial = semi_structured_masks(scores, 0.25).weight["m"]
+    assert partial.sum() == 72 and (partial.view(6, 4, 4).sum(dim=-1) >= 2).all()
+    assert bool((final <= partial).all())  # pruning only goes further as the schedule advances
+
+
+def test_two_four_compress_and_its_recipe_rules(compress_recipe, tmp_path: Path) -> None:
+    from spdc.benchmark.models import is_two_four
+
+    recipe = compress_recipe("kd", '{granularity: "2:4", num_updates: 3}')
+    result = CliRunner().invoke(cli, ["compress", str(recipe), "--out", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["structure"]["sparsity"]["overall"] == pytest.approx(0.5)
+    model = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    matrices = [tensor for name, tensor in model.items() if "encoder.layer" in name and name.endswith("weight")
+                and tensor.dim() == 2]
+    assert matrices and all(is_two_four(matrix) for matrix in matrices)
+    bench = CliRunner().invoke(cli, ["bench", str(tmp_path / "run"), "--semi-structured", "--provider", "cuda",
+                                     "--batch-sizes", "1", "--seq-lens", "8", "--time-s", "0.01", "--warmup-s", "0",
+                                     "--json"])
+    assert bench.exit_code == 0, bench.output
+    if not torch.cuda.is_available():
+        assert any("2:4 sparse kernels need CUDA" in note for note in json.loads(bench.stdout)["notes"])
+    bad = CliRunner().invoke(cli, ["recipe", "validate", str(recipe), "--set", "pruning.final_sparsity=0.9",
+                                   "--json"])
+    assert bad.exit_code == 2 and "2:4" in json.loads(bad.stdout)["error"]["message"]
+
+
+def test_fp16_export_is_half_the_size_and_passes_its_parity(tiny_model_dir: Path, sst2_dir: Path,
+                                                            tmp_path: Path) -> None:
+    env = {"SPDC_DATA_DIR": str(sst2_dir.parent.parent)}
+    runner = CliRunner()
+    fp32 = runner.invoke(cli, ["export", str(tiny_model_dir), "--task", "sst2", "--out", str(tmp_path / "a"),
+                               "--json"], env=env)
+    fp16 = runner.invoke(cli, ["export", str(tiny_model_dir), "--task", "sst2", "--precision", "fp16", "--json"],
+                         env=env)
+    assert fp16.exit_code == 0, fp16.output
+    manifest = json.loads(fp16.stdout)["manifest"]
+    assert manifest["export"]["precision"] == "fp16" and manifest["status"] == "passed"
+    assert manifest["parity"]["checks"][0]["limit"] == 5e-3
+    assert manifest["sizes"]["onnx_bytes"] < 0.7 * json.loads(fp32.stdout)["manifest"]["sizes"]["onnx_bytes"]
+    assert json.loads(fp16.stdout)["artifact"].endswith("-onnx-fp16")
+    both = runner.invoke(cli, ["export", str(tiny_model_dir), "--no-validate", "--precision", "fp16", "--quantize",
+                               "dynamic-int8", "--json"])
+    assert both.exit_code == 2 and "exclude each other" in json.loads(both.stdout)["error"]["message"]

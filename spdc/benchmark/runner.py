@@ -41,6 +41,7 @@ class BenchSettings:
     time_s: float = 3.0
     rounds: int = 3
     task: TaskConfig | None = None
+    semi_structured: bool = False  # torch engine on CUDA: run 2:4-pruned Linears with sparse tensor-core kernels
     notes: list[str] = field(default_factory=list)
 
 
@@ -54,7 +55,12 @@ def run_bench(paths: list[Path], settings: BenchSettings,
         provider, note = resolve_bench_provider(settings.provider, engine)
         if note and note not in notes:
             notes.append(note)
-        models.append(load_bench_model(path, engine=engine, provider=provider, threads=settings.threads))
+        if settings.semi_structured and engine == "torch" and provider != "cuda":
+            note = "2:4 sparse kernels need CUDA: the torch engine measured dense kernels on CPU"
+            if note not in notes:
+                notes.append(note)
+        models.append(load_bench_model(path, engine=engine, provider=provider, threads=settings.threads,
+                                       semi_structured=settings.semi_structured))
     provider = "cuda" if any(model.provider == "cuda" for model in models) else "cpu"
     order = interleaved_order(len(models), settings.rounds)
     results: list[CellResult] = []

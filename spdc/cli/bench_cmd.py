@@ -41,12 +41,14 @@ def _int_list(value: str) -> list[int]:
 @click.option("--task", "task_name", help="Use real dev sentences of this task (default: synthetic token ids).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the task's TSV files.")
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), help="Write latency vs batch size as PNG.")
+@click.option("--semi-structured", is_flag=True,
+              help="torch engine on CUDA: run 2:4-pruned Linear layers with torch's sparse tensor-core kernels.")
 @json_option
 @handle_errors
 def bench_command(
     paths: tuple[Path, ...], batch_sizes: str, seq_lens: str, threads: int | None, provider: str, engine: str,
     warmup_s: float, time_s: float, rounds: int, task_name: str | None, data_dir: Path | None,
-    plot_file: Path | None, json_output: bool,
+    plot_file: Path | None, semi_structured: bool, json_output: bool,
 ) -> None:
     """Measure latency (mean, median, std, p90/p95/p99), items/s and memory per batch size and sequence length.
     The first model is the baseline: the table shows each model's speedup against it and the speedup
@@ -68,7 +70,8 @@ def bench_command(
 
         document = spdc.bench(paths, batch_sizes=sizes, seq_lens=lengths, threads=threads, provider=provider,
                               engine=engine, warmup_s=warmup_s, time_s=time_s, rounds=rounds, task=task_name,
-                              data_dir=data_dir, plot=plot_file, show_progress=not json_output, on_step=step)
+                              data_dir=data_dir, plot=plot_file, semi_structured=semi_structured,
+                              show_progress=not json_output, on_step=step)
     if json_output:
         print_json(document.to_json())
         return

@@ -41,7 +41,7 @@ from spdc.deploy.manifest import (
 from spdc.deploy.onnx_export import export_to_onnx
 from spdc.deploy.optimize import HeadLayout, Optimization, optimize_graph
 from spdc.deploy.parity import check_parity, parity_rows
-from spdc.deploy.quantize import Fallback, Int8Options, quantize_int8, quantize_with_fallback
+from spdc.deploy.quantize import Fallback, Int8Options, quantize_int8, quantize_with_fallback, to_fp16
 from spdc.deploy.sparse import store_sparse
 from spdc.models.families import family_of
 from spdc.models.loading import load_classifier
@@ -75,6 +75,8 @@ class ExportSource:
 
     def default_output(self, settings: ExportConfig) -> Path:
         suffix = {"none": "onnx", "dynamic-int8": "onnx-int8", "static-int8": "onnx-int8-static"}[settings.quantize]
+        if settings.precision == "fp16":
+            suffix = "onnx-fp16"
         return self.path / suffix if self.kind == "run" else self.path.with_name(f"{self.path.name}-{suffix}")
 
 
@@ -115,7 +117,7 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
         if needs_calibration and source.task else []
     model.set_attn_implementation("eager")  # the graph onnxruntime's fusions know
     structure = (fold(model) if fold_units else None) or structure_of(model.config)
-    precision = "int8" if int8 else "fp32"
+    precision = "int8" if int8 else settings.precision
 
     def parity(path: Path) -> ParityReport:
         assert source.task is not None
@@ -159,6 +161,9 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
                 embeddings=options.embeddings, fp32_operators=fallback.excluded, reason=fallback.reason(),
                 initial_drop=fallback.initial_drop, final_drop=fallback.final_drop,
                 sensitivity=fallback.ranking[:10], tried=fallback.tried)
+        elif precision == "fp16":
+            on_step("converting to fp16 (inputs and logits stay fp32)")
+            to_fp16(optimized, final)
         else:
             optimized.replace(final)
         sparse = store_sparse(final) if settings.sparse == "auto" else None

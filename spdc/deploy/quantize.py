@@ -180,3 +180,15 @@ def quantize_with_fallback(source: Path, out: Path, options: Int8Options, *, scr
     result.excluded = names[:high]
     result.final_drop = attempt(high)
     return result
+
+
+def to_fp16(source: Path, out: Path) -> None:
+    """fp16 weights and activations with onnxruntime's converter; inputs and logits stay fp32 (`keep_io_types`),
+    so callers feed and read the same tensors as the fp32 model."""
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = OnnxModel(onnx.load(str(source)))
+    with contextlib.redirect_stdout(sys.stderr):
+        model.convert_float_to_float16(keep_io_types=True)
+    model.save_model_to_file(str(out))

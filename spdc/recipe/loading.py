@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from spdc.core.errors import RecipeError
 from spdc.core.hub import looks_like_local_path
-from spdc.recipe.schema import Recipe, StrictModel, TaskConfig
+from spdc.recipe.schema import ExportConfig, Recipe, StrictModel, TaskConfig
 
 SectionT = TypeVar("SectionT", bound=StrictModel)
 
@@ -135,6 +135,11 @@ def validate_recipe(data: Any, *, source: str) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
     return _validated(Recipe, data, source=f"recipe {source}")
+
+
+def validate_export(data: dict[str, Any]) -> ExportConfig:
+    """Validate export settings built from command-line options, with the recipe's messages."""
+    return _validated(ExportConfig, data, source="export options", prefix=("export",))
 
 
 def validate_task(data: dict[str, Any]) -> TaskConfig:

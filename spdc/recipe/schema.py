@@ -144,8 +144,9 @@ class StudentConfig(StrictModel):
 class PruningConfig(StrictModel):
     """Which units are pruned, by which criterion, on which schedule (over all stages with `prune: true`)."""
 
-    granularity: Literal["unstructured", "structured"] = Field(
-        "unstructured", description="unstructured: single weights (the paper); structured: heads and FFN neurons."
+    granularity: Literal["unstructured", "structured", "2:4"] = Field(
+        "unstructured", description="unstructured: single weights (the paper); structured: heads and FFN neurons; "
+        "2:4: two of every four consecutive weights of a row (GPU sparse tensor cores), always ending at 50%."
     )
     criterion: Literal["magnitude", "first_order"] = Field(
         "magnitude", description="magnitude: |w|; first_order: accumulated |w * grad| (Taylor importance)."
@@ -161,6 +162,12 @@ class PruningConfig(StrictModel):
     neuron_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of FFN neurons removed.")
     num_updates: int = Field(
         12, gt=0, le=1_000_000, description="Mask recomputations, evenly spaced over the pruning stages.")
+
+    @model_validator(mode="after")
+    def _two_four_ends_at_half(self) -> PruningConfig:
+        if self.granularity == "2:4" and "final_sparsity" in self.model_fields_set and self.final_sparsity != 0.5:
+            raise ValueError("granularity 2:4 keeps two of every four weights: final_sparsity is 0.5 (leave it out)")
+        return self
 
 
 class GraftingConfig(StrictModel):
@@ -212,10 +219,19 @@ class ParityThresholds(StrictModel):
     max_metric_drop: float = Field(
         0.005, ge=0, description="int8: largest allowed drop of the task's main metric (0.005 = 0.5 points)."
     )
+    fp16_atol: float = Field(5e-3, gt=0, description="fp16: largest allowed absolute logit difference.")
+    fp16_min_agreement: float = Field(
+        0.99, ge=0, le=1, description="fp16: least fraction of equal top-1 predictions (near-ties may flip).")
 
 
 class ExportConfig(StrictModel):
     """Folding, ONNX export, optimisation, quantisation and the parity check that follows every export."""
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> ExportConfig:
+        if self.precision == "fp16" and self.quantize != "none":
+            raise ValueError("precision fp16 and int8 quantize exclude each other; export them separately")
+        return self
 
     fold: bool = Field(False, description="Fold the student into a smaller dense model at the end of compress.")
     opset: int = Field(17, ge=14, le=23, description="ONNX opset.")
@@ -226,6 +242,9 @@ class ExportConfig(StrictModel):
     )
     onnx: bool = Field(False, description="compress: export the (folded) student to ONNX with the parity check at the "
                        "end of the run, into <run dir>/onnx (or onnx-int8).")
+    precision: Literal["fp32", "fp16"] = Field(
+        "fp32", description="Float precision of the exported graph: fp16 halves the file and suits GPUs (inputs and "
+        "logits stay fp32); checked with the fp16 parity thresholds. Not combined with quantize.")
     quantize: Literal["none", "dynamic-int8", "static-int8"] = Field(
         "none", description="int8 with onnxruntime's quantizer: dynamic (weights ahead of time, activations at run "
         "time) or static (activations calibrated on training rows of the task, QDQ).")
