@@ -1,33 +1,36 @@
-"""The accuracy-speed frontier of MiniLM-L6 students on MRPC and SST-2: teachers, tuning, the structured grid.
+"""The accuracy-speed frontier of MiniLM-L6 students on MRPC and SST-2: teachers, the structured grid, tuning.
 
-Usage: python benchmarks/frontier_minilm.py [--phase teachers|tune|grid|all] [--workers 2] [--dry-run]
+Usage: python benchmarks/frontier_minilm.py [--only PREFIX] [--workers 2] [--dry-run]
 
 Every job is one `spdc finetune` / `spdc compress` run in runs/frontier/<job>/, launched the way a user would,
 logged to runs/frontier/logs/<job>.log. The script is resumable: a finished run (summary.json) is skipped, a run
-with a checkpoint is continued with --resume, a run killed before its first checkpoint is started again. Jobs
-of a phase run `--workers` at a time with one torch thread each (on 2 cores two 1-thread runs do more work per
-hour than one 2-thread run). Phases depend on each other:
+with a checkpoint is continued with --resume, a run killed before its first checkpoint is started again, and a
+run another process is still writing is waited for. Jobs run `--workers` at a time with one torch thread each
+(on 2 cores two 1-thread runs do more work per hour than one 2-thread run), in priority order (see `queue`), a
+student as soon as its task's teachers are done. The jobs:
 
 - teachers: candidate teacher recipes per task (learning rate, epochs), each selected on 10% of its training
   rows held out; the best validation score becomes runs/frontier/teachers/minilm-<task>.
-- precision: the same MRPC teacher recipe (3 epochs, lr 1e-4) in fp32 and in bf16 autocast, two seeds each: does
-  bf16 reach the fp32 dev metric within the seed spread, and how much faster is it?
-- tune: on SST-2 at 85% of encoder FLOPs removed, each method at learning rates 1e-4, 3e-4, 6.4e-4 and, for
-  SPD, the grafting ramp (linear vs constant-then-linear); chosen on the validation split, never on dev.
-- grid: both tasks, structured local scope at 70% and 85% FLOPs for spd / kd / magnitude with two seeds, SPD at
-  50% and with global scope, and unstructured 90% with the paper's lr 6.4e-4 on MRPC; each method at its tuned
-  learning rate (tuned on SST-2, used on MRPC as well).
+- grid: both tasks, structured local scope at 85% and 70% of encoder FLOPs removed for spd / kd / magnitude with
+  two seeds, SPD at 50% and with global scope, and unstructured 90% with the paper's lr 6.4e-4 on MRPC. One
+  learning rate (3e-4) and schedule for every method: 2 CPU cores do not fit a tuning sweep ahead of the grid.
+- precision: the MRPC teacher recipe (2 epochs, lr 1e-4) in fp32 and in bf16 autocast, two seeds each: does bf16
+  reach the fp32 dev metric within the seed spread, and how much faster is it?
+- tuning (last): on SST-2 at 85%, each method at learning rates 1e-4 and 6.4e-4 beside the grid's 3e-4, and
+  SPD's constant-then-linear grafting ramp; compared on the validation split, never on dev.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,7 @@ LOGS = RUNS / "logs"
 METHODS = ("spd", "kd", "magnitude")
 TUNING_RATES = ("1.0e-4", "3.0e-4", "6.4e-4")
 SEEDS = (42, 43)
+GRID_RATE = "3.0e-4"  # one learning rate for every method in the grid (tuning, last in the queue, checks it)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Job:
     command: str  # finetune or compress
     recipe: str
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    needs: tuple[str, ...] = ()  # tasks whose teacher must be chosen before this job starts
 
     @property
     def out(self) -> Path:
@@ -73,9 +78,22 @@ def validation_score(job: Job) -> float:
     return float(document["validation"][document["main_metric"]])
 
 
-def run_job(job: Job) -> tuple[Job, int]:
+def running_elsewhere(job: Job) -> bool:
+    """Whether another process (an earlier sweep's orphan) is writing this job's run directory."""
+    target = job.out.resolve()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+            if any(flag == "--out" and Path(value).resolve() == target for flag, value in itertools.pairwise(args)):
+                return True
+    return False
+
+
+def run_job(job: Job) -> int:
+    while running_elsewhere(job):
+        time.sleep(30)
     if job.finished():
-        return job, 0
+        return 0
     LOGS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.setdefault("SPDC_DATA_DIR", str(ROOT.parent / "shared" / "data"))
@@ -84,18 +102,53 @@ def run_job(job: Job) -> tuple[Job, int]:
         log.flush()
         code = subprocess.run(job.argv(), cwd=ROOT, stdout=out, stderr=log, env=env, check=False).returncode
     print(f"{job.name}: exit {code}", flush=True)
-    return job, code
+    return code
 
 
-def run_all(jobs: Iterable[Job], workers: int, dry_run: bool) -> None:
+def run_queue(jobs: list[Job], workers: int, dry_run: bool) -> None:
+    """Run jobs `workers` at a time, each worker taking the first pending job (in priority order) whose teachers
+    are chosen; a job whose teacher candidates failed is dropped."""
     pending = [job for job in jobs if not job.finished()]
     for job in pending:
         print(("would run " if dry_run else "queued ") + job.name, flush=True)
     if dry_run or not pending:
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(run_job, pending))
-    failed = [job.name for job, code in results if code]
+    lock = threading.Lock()
+    failed: list[str] = []
+
+    def take() -> Job | None:
+        with lock:
+            for job in list(pending):
+                blocked = [name for name in failed if any(name.startswith(f"teacher-{task}-") for task in job.needs)]
+                if blocked:
+                    pending.remove(job)
+                    failed.append(job.name)
+                    print(f"{job.name}: skipped, its teacher failed ({', '.join(blocked)})", flush=True)
+                elif all(teachers_finished(task) for task in job.needs):
+                    for task in job.needs:
+                        chosen_teacher(task)
+                    pending.remove(job)
+                    return job
+            return None
+
+    def work() -> None:
+        while True:
+            job = take()
+            if job is None:
+                with lock:
+                    if not pending:
+                        return
+                time.sleep(30)  # every ready job is taken: wait for a teacher to finish
+                continue
+            if run_job(job):
+                with lock:
+                    failed.append(job.name)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)} (see {LOGS})")
 
@@ -120,16 +173,18 @@ def teacher_jobs() -> list[Job]:
 
 def precision_jobs() -> list[Job]:
     return [Job(f"precision-mrpc-{precision}-seed{seed}", "finetune", "minilm-mrpc-teacher.yaml",
-                (*TEACHER_COMMON, "teacher.finetune.learning_rate=1.0e-4", "teacher.finetune.epochs=3",
+                (*TEACHER_COMMON, "teacher.finetune.learning_rate=1.0e-4", "teacher.finetune.epochs=2",
                  f"precision={precision}", f"seed={seed}"))
             for seed in SEEDS for precision in ("fp32", "bf16")]
 
 
+def teachers_finished(task: str) -> bool:
+    return all(job.finished() for job in teacher_jobs() if job.name.startswith(f"teacher-{task}-"))
+
+
 def chosen_teacher(task: str) -> Path:
-    """The teacher candidate with the best validation score (linked as runs/frontier/teachers/minilm-<task>)."""
+    """Link the teacher candidate with the best validation score as runs/frontier/teachers/minilm-<task>."""
     candidates = [job for job in teacher_jobs() if job.name.startswith(f"teacher-{task}-")]
-    if not all(job.finished() for job in candidates):
-        raise SystemExit(f"teachers for {task} are not finished: run --phase teachers first")
     best = max(candidates, key=validation_score)
     link = RUNS / "teachers" / f"minilm-{task}"
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -137,94 +192,72 @@ def chosen_teacher(task: str) -> Path:
         link.unlink()
     if not link.exists():
         link.symlink_to(Path("..") / best.name)
-    return best.out / "model"
+    return link / "model"
 
 
 # --- students --------------------------------------------------------------------------------------------------
 
-def student(task: str, name: str, *, method: str, sparsity: float | None, seed: int, lr: str,
+def student(task: str, name: str, *, method: str, sparsity: float | None, seed: int, lr: str = GRID_RATE,
             extra: tuple[str, ...] = ()) -> Job:
-    overrides = [f"method={method}", f"seed={seed}", f"teacher.model={chosen_teacher(task)}",
+    """A compression run of the task's frontier recipe, distilled from the task's chosen teacher (linked when the
+    teacher candidates are finished, before the job starts)."""
+    overrides = [f"method={method}", f"seed={seed}", f"teacher.model={RUNS / 'teachers' / f'minilm-{task}' / 'model'}",
                  f"stages.0.learning_rate={lr}", f"stages.1.learning_rate={lr}"]
     if sparsity is not None:
         overrides += [f"pruning.head_sparsity={sparsity}", f"pruning.neuron_sparsity={sparsity}"]
-    return Job(f"{task}-{name}", "compress", f"minilm-{task}-frontier.yaml", (*overrides, *extra))
+    return Job(f"{task}-{name}", "compress", f"minilm-{task}-frontier.yaml", (*overrides, *extra), needs=(task,))
 
 
+def compared(task: str, sparsity: float, seed: int) -> list[Job]:
+    """The three methods at one structure, one seed, the same learning rate and schedule."""
+    return [student(task, f"s{round(sparsity * 100)}-{method}-seed{seed}", method=method, sparsity=sparsity,
+                    seed=seed) for method in METHODS]
+
+
+def extra_points(task: str, seed: int) -> list[Job]:
+    """SPD at 50% of FLOPs removed, and at 85% with global scope (uneven heads and neurons per layer)."""
+    return [student(task, f"s50-spd-seed{seed}", method="spd", sparsity=0.5, seed=seed),
+            student(task, f"g85-spd-seed{seed}", method="spd", sparsity=0.85, seed=seed,
+                    extra=("pruning.scope=global",))]
+
+
+UNSTRUCTURED = ("pruning.granularity=unstructured", "pruning.criterion=magnitude", "pruning.final_sparsity=0.9",
+                "export.fold=false")
 RAMP = ("stages.0.grafting.schedule=constant_then_linear", "stages.0.grafting.hold_fraction=0.5")
 
 
 def tuning_jobs() -> list[Job]:
-    jobs = [student("sst2", f"s85-{method}-lr{lr}-seed42", method=method, sparsity=0.85, seed=42, lr=lr)
-            for method in METHODS for lr in TUNING_RATES]
-    return jobs
+    """SST-2 at 85%, seed 42: the other learning rates of each method (the grid's runs are the GRID_RATE ones)
+    and SPD's constant-then-linear grafting ramp; compared on the validation split."""
+    return [*(student("sst2", f"s85-{method}-lr{lr}-seed42", method=method, sparsity=0.85, seed=42, lr=lr)
+              for method in METHODS for lr in TUNING_RATES if lr != GRID_RATE),
+            student("sst2", "s85-spd-ramp-seed42", method="spd", sparsity=0.85, seed=42, extra=RAMP)]
 
 
-def tuned(method: str) -> tuple[str, tuple[str, ...]]:
-    """The learning rate (and, for SPD, the grafting ramp) with the best validation score on SST-2 at 85%."""
-    runs = [job for job in tuning_jobs() if f"-{method}-" in job.name]
-    if not all(job.finished() for job in runs):
-        raise SystemExit("tuning runs are not finished: run --phase tune first")
-    best = max(runs, key=validation_score)
-    lr = best.name.split("-lr")[1].split("-seed")[0]
-    if method != "spd":
-        return lr, ()
-    ramp = ramp_job(lr)
-    if ramp.finished() and validation_score(ramp) > validation_score(best):
-        return lr, RAMP
-    return lr, ()
-
-
-def ramp_job(lr: str) -> Job:
-    return student("sst2", f"s85-spd-lr{lr}-ramp-seed42", method="spd", sparsity=0.85, seed=42, lr=lr, extra=RAMP)
-
-
-def grid_jobs() -> list[Job]:
-    """In priority order, so a stopped sweep leaves the most important comparisons done: MRPC at 85% for the three
-    methods, the MRPC students the deployment benchmark uses (50%, global scope, unstructured 90%), the 70%
-    comparisons, then the second seed, then the remaining frontier points."""
-    rates = {method: tuned(method) for method in METHODS}
-    spd_lr, spd_extra = rates["spd"]
-
-    def compared(task: str, sparsity: float, seed: int) -> list[Job]:
-        if task == "sst2" and sparsity == 0.85 and seed == 42:
-            return []  # the tuning runs are these
-        return [student(task, f"s{round(sparsity * 100)}-{method}-seed{seed}", method=method, sparsity=sparsity,
-                        seed=seed, lr=rates[method][0], extra=rates[method][1]) for method in METHODS]
-
-    def extra_points(task: str, seed: int) -> list[Job]:
-        return [student(task, f"s50-spd-seed{seed}", method="spd", sparsity=0.5, seed=seed, lr=spd_lr,
-                        extra=spd_extra),
-                student(task, f"g85-spd-seed{seed}", method="spd", sparsity=0.85, seed=seed, lr=spd_lr,
-                        extra=(*spd_extra, "pruning.scope=global"))]
-
+def queue() -> list[Job]:
+    """Every job in priority order, so a stopped sweep leaves the most important comparisons done: the teachers;
+    MRPC at 85% for the three methods; the MRPC students the deployment benchmark uses (50%, global scope,
+    unstructured 90% at the paper's lr); the second MRPC seed; bf16 vs fp32; SST-2 at 85% with two seeds; 70%
+    on both tasks; the remaining frontier points; tuning."""
     unstructured = student("mrpc", "u90-spd-lr6.4e-4-seed42", method="spd", sparsity=None, seed=42, lr="6.4e-4",
-                           extra=("pruning.granularity=unstructured", "pruning.criterion=magnitude",
-                                  "pruning.final_sparsity=0.9", "export.fold=false"))
+                           extra=UNSTRUCTURED)
     return [
-        *compared("mrpc", 0.85, 42), *extra_points("mrpc", 42), unstructured, *compared("mrpc", 0.7, 42),
-        *compared("sst2", 0.7, 42), *compared("mrpc", 0.85, 43), *compared("mrpc", 0.7, 43),
-        *compared("sst2", 0.85, 43), *compared("sst2", 0.7, 43), *extra_points("sst2", 42),
-        *extra_points("mrpc", 43), *extra_points("sst2", 43),
+        *teacher_jobs(), *compared("mrpc", 0.85, 42), *extra_points("mrpc", 42), unstructured,
+        *compared("mrpc", 0.85, 43), *precision_jobs(), *compared("sst2", 0.85, 42), *compared("sst2", 0.85, 43),
+        *compared("mrpc", 0.7, 42), *compared("mrpc", 0.7, 43), *compared("sst2", 0.7, 42),
+        *compared("sst2", 0.7, 43), *extra_points("sst2", 42), *extra_points("mrpc", 43), *extra_points("sst2", 43),
+        *tuning_jobs(),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase", choices=["teachers", "precision", "tune", "grid", "all"], default="all")
+    parser.add_argument("--only", help="Run only the jobs whose names start with this prefix (e.g. mrpc-s85).")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
-    if args.phase in ("teachers", "all"):
-        run_all(teacher_jobs(), args.workers, args.dry_run)
-    if args.phase in ("precision", "all"):
-        run_all(precision_jobs(), args.workers, args.dry_run)
-    if args.phase in ("tune", "all"):
-        run_all(tuning_jobs(), args.workers, args.dry_run)
-        if not args.dry_run:
-            run_all([ramp_job(tuned("spd")[0])], args.workers, args.dry_run)
-    if args.phase in ("grid", "all"):
-        run_all(grid_jobs(), args.workers, args.dry_run)
+    jobs = [job for job in queue() if args.only is None or job.name.startswith(args.only)]
+    run_queue(jobs, args.workers, args.dry_run)
 
 
 if __name__ == "__main__":
