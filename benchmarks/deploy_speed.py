@@ -17,15 +17,12 @@ Writes docs/results/deploy-speed.md, .json and .png.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from harness import paused, run_spdc
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "frontier"
@@ -51,12 +48,6 @@ FULL = ("teacher", "s50")  # every variant; the other models get fp32 and defaul
 SPARSE = {"fp32-dense-stored": ["--sparse", "never"], "fp32": [], "int8": DYNAMIC}
 
 
-def spdc(*args: str) -> tuple[int, dict]:
-    command = [sys.executable, "-m", "spdc", *args, "--json"]
-    result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
-    return result.returncode, json.loads(result.stdout) if result.stdout.strip() else {}
-
-
 def variants_of(label: str) -> dict[str, list[str]]:
     if label == "u90":
         return SPARSE
@@ -72,19 +63,13 @@ def export_all(models: dict[str, Path], threads: int) -> list[dict]:
             manifest_file = out / "spdc_manifest.json"
             if not manifest_file.is_file():
                 print(f"exporting {label} {variant}", flush=True)
-                code, document = spdc("export", str(source), "--onnx", "--out", str(out), "--threads", str(threads),
+                code, document = run_spdc("export", str(source), "--onnx", "--out", str(out), "--threads", str(threads),
                                       *extra)
                 if code not in (0, 7):
                     raise SystemExit(f"export of {label} {variant} failed ({code}): {document}")
             manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
             rows.append({"label": label, "variant": variant, "path": str(out), "manifest": manifest})
     return rows
-
-
-def pause(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(os.getpgid(pid), sig)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -164,13 +149,10 @@ def main() -> None:
     rows = export_all(models, args.threads)
     paths = [row["path"] for row in rows]
     command = (f"python benchmarks/deploy_speed.py --threads {args.threads} --time-s {args.time_s}")
-    pause(args.pause_pid, signal.SIGSTOP)
-    try:
-        code, bench = spdc("bench", *paths, "--batch-sizes", "1,8,32", "--seq-lens", "32,128", "--threads",
-                           str(args.threads), "--time-s", str(args.time_s), "--warmup-s", "0.5", "--rounds", "3",
-                           "--task", "mrpc", "--plot", str(DOC.with_suffix(".png")))
-    finally:
-        pause(args.pause_pid, signal.SIGCONT)
+    with paused(args.pause_pid):
+        code, bench = run_spdc("bench", *paths, "--batch-sizes", "1,8,32", "--seq-lens", "32,128", "--threads",
+                               str(args.threads), "--time-s", str(args.time_s), "--warmup-s", "0.5", "--rounds", "3",
+                               "--task", "mrpc", "--plot", str(DOC.with_suffix(".png")))
     if code:
         raise SystemExit(f"bench failed ({code}): {bench}")
     DOC.with_suffix(".json").write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")

@@ -20,11 +20,8 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from harness import paused  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from spdc.core.atomic import atomic_write_text  # noqa: E402
@@ -41,19 +39,6 @@ from spdc.core.cpu import cpu_info  # noqa: E402
 OUT = ROOT / "runs" / "distributed"
 DOC = ROOT / "docs" / "results" / "distributed.md"
 TEACHER = ROOT / "runs" / "frontier" / "teacher-mrpc-lr1e-4-e5" / "model"  # a fine-tuned MRPC teacher of the sweep
-
-
-@contextmanager
-def paused(pids: list[int]) -> Iterator[None]:
-    """Stop background process groups while timing, and always resume them."""
-    groups = [os.getpgid(pid) for pid in pids]
-    for group in groups:
-        os.killpg(group, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for group in groups:
-            os.killpg(group, signal.SIGCONT)
 
 
 def launch(name: str, command: str, recipe: str, sets: list[str], processes: int) -> dict:

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from harness import paused, run_spdc  # noqa: E402
 
 from spdc.models.families import FAMILIES, encoder_layers, family_of, prunable_linears  # noqa: E402
 from spdc.models.loading import load_classifier, save_classifier  # noqa: E402
@@ -40,11 +38,9 @@ BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, 
 
 
 def spdc(*args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "spdc", *args, "--json"], cwd=ROOT, stdout=subprocess.PIPE,
-                            text=True, check=False)
-    document = json.loads(result.stdout) if result.stdout.strip() else {}
-    if result.returncode:
-        raise SystemExit(f"spdc {' '.join(args)} failed ({result.returncode}): {document}")
+    code, document = run_spdc(*args)
+    if code:
+        raise SystemExit(f"spdc {' '.join(args)} failed ({code}): {document}")
     return document
 
 
@@ -110,14 +106,6 @@ def base_artifacts(model_type: str) -> tuple[Path, Path]:
     return dense, folded
 
 
-def pause(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        try:
-            os.killpg(os.getpgid(pid), sig)
-        except ProcessLookupError:
-            continue
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -127,12 +115,9 @@ def main() -> None:
     tiny = [tiny_run(model_type) for model_type in sorted(FAMILIES)]
     artifacts = {model_type: base_artifacts(model_type) for model_type in sorted(FAMILIES)}
     paths = [str(path) for pair in artifacts.values() for path in pair]
-    pause(args.pause_pid, signal.SIGSTOP)
-    try:
+    with paused(args.pause_pid):
         bench = spdc("bench", *paths, "--batch-sizes", "1,8", "--seq-lens", "128", "--threads", str(args.threads),
                      "--time-s", str(args.time_s), "--warmup-s", "0.5", "--rounds", "3")
-    finally:
-        pause(args.pause_pid, signal.SIGCONT)
     DOC.with_suffix(".json").write_text(json.dumps({"tiny": tiny, "bench": bench}, indent=2) + "\n")
     write_doc(tiny, artifacts, bench, args)
 

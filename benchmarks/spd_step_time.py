@@ -2,7 +2,7 @@
 one process with the two kinds of step interleaved (so machine noise hits both alike).
 
 Usage: python benchmarks/spd_step_time.py [--steps 10] [--batch-size 32] [--seq-len 128] [--graft-p 0.5 1.0]
-       [--doc PATH]
+       [--precision fp32 bf16] [--pause-pid PID ...] [--doc PATH]
 The SPD step is the real one: frozen teacher forward with hidden states and attention maps, grafted student
 forward (each layer the student's with probability p), hidden + attention + logit losses, backward, AdamW step,
 mask re-application (90% sparsity). p = 1 is the dearest case (every layer needs weight gradients) and the one the
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from harness import paused
 
 from spdc.compression.grafting import Grafting
 from spdc.compression.methods import METHODS
@@ -30,13 +29,16 @@ from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_write_text
+from spdc.core.cpu import cpu_info
 from spdc.data.tasks import get_task
 from spdc.models.families import encoder_layers, family_of, prunable_linears
 from spdc.models.loading import load_classifier
 from spdc.models.shape import EncoderShape
 from spdc.recipe import DistillationConfig, GraftingConfig, PruningConfig, StageConfig, StudentConfig
+from spdc.runs.runtime import autocast
 
 ROOT = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
 
 
 def eager_teacher() -> torch.nn.Module:
@@ -46,7 +48,7 @@ def eager_teacher() -> torch.nn.Module:
     return teacher
 
 
-def plain_stepper(batch: dict[str, torch.Tensor], attention: str) -> Callable[[int], None]:
+def plain_stepper(batch: dict[str, torch.Tensor], attention: str, precision: str) -> Callable[[int], None]:
     """One plain fine-tuning step (hard labels) of its own MiniLM copy with the given attention implementation."""
     model = load_classifier("minilm", get_task("mrpc")).model
     model.set_attn_implementation(attention)
@@ -54,14 +56,16 @@ def plain_stepper(batch: dict[str, torch.Tensor], attention: str) -> Callable[[i
 
     def step(index: int) -> None:
         model.train()
-        model(**batch).loss.backward()
+        with autocast(CPU, precision):
+            loss = model(**batch).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     return step
 
 
-def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: float, steps: int
+def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: float, steps: int, precision: str
                 ) -> Callable[[int], None]:
     """One real SPD training step grafting with probability `p`: its own student copy (90% pruned) and optimizer,
     the shared teacher; the output recorder's hooks exist only during the step (they are removed after it)."""
@@ -81,7 +85,8 @@ def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: flo
             plugin = CompressionPlugin(method=METHODS["spd"], stage=stage, grafting=grafting,
                                        distillation=DistillationConfig(), teacher=teacher, layer_map=layer_map,
                                        recorder=recorder, regression=False, pruner=pruner, pruning_offset=0)
-            loss, _ = plugin.loss(student, batch, index, student)
+            with autocast(CPU, precision):
+                loss, _ = plugin.loss(student, batch, index, student)
             if loss.requires_grad:
                 loss.backward()
                 optimizer.step()
@@ -99,6 +104,8 @@ def main() -> None:
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results" / "spd-step-time.md")
     parser.add_argument("--graft-p", type=float, nargs="+", default=[0.5, 1.0],
                         help="Grafting probabilities to time, one SPD step kind each.")
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--pause-pid", type=int, nargs="*", default=[])
     args = parser.parse_args()
     torch.manual_seed(0)
     batch = {
@@ -109,48 +116,59 @@ def main() -> None:
     }
     teacher = eager_teacher().eval()
 
-    @torch.no_grad()
-    def teacher_forward(step: int) -> None:
-        teacher(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True,
-                output_attentions=True)
+    def teacher_forward(precision: str) -> Callable[[int], None]:
+        @torch.no_grad()
+        def step(index: int) -> None:
+            with autocast(CPU, precision):
+                teacher(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True,
+                        output_attentions=True)
+        return step
 
-    steppers: dict[str, Callable[[int], None]] = {"plain": plain_stepper(batch, "sdpa"),
-                                                  "plain eager": plain_stepper(batch, "eager"),
-                                                  "teacher": teacher_forward}
+    steppers: dict[tuple[str, str], Callable[[int], None]] = {}
     labels = {"plain": "plain fine-tuning (labels, sdpa attention)",
               "plain eager": "plain fine-tuning, eager attention (what SPD's student runs, for its attention maps)",
               "teacher": "teacher forward alone (no grad, eager, hidden states + attentions): SPD's extra cost"}
-    for p in args.graft_p:
-        steppers[f"spd p={p:g}"] = spd_stepper(teacher, batch, p, args.steps)
-        labels[f"spd p={p:g}"] = f"SPD, graft p = {p:g} (teacher fwd + student, eager attention, 3 losses, masks)"
-    timings: dict[str, list[float]] = {kind: [] for kind in steppers}
-    for step in range(args.steps + 2):  # the first two rounds warm up
-        for kind, stepper in steppers.items():
-            started = time.perf_counter()
-            stepper(step)
-            if step >= 2:
-                timings[kind].append(time.perf_counter() - started)
-    plain_median = statistics.median(timings["plain"])
+    for precision in args.precision:
+        steppers[precision, "plain"] = plain_stepper(batch, "sdpa", precision)
+        steppers[precision, "plain eager"] = plain_stepper(batch, "eager", precision)
+        steppers[precision, "teacher"] = teacher_forward(precision)
+        for p in args.graft_p:
+            steppers[precision, f"spd p={p:g}"] = spd_stepper(teacher, batch, p, args.steps, precision)
+            labels[f"spd p={p:g}"] = f"SPD, graft p = {p:g} (teacher fwd + student, eager attention, 3 losses, masks)"
+    timings: dict[tuple[str, str], list[float]] = {key: [] for key in steppers}
+    with paused(args.pause_pid):
+        for step in range(args.steps + 2):  # the first two rounds warm up
+            for key, stepper in steppers.items():
+                started = time.perf_counter()
+                stepper(step)
+                if step >= 2:
+                    timings[key].append(time.perf_counter() - started)
+    cpu = cpu_info()
+    command = (f"python benchmarks/spd_step_time.py --steps {args.steps} --batch-size {args.batch_size} "
+               f"--seq-len {args.seq_len} --graft-p {' '.join(f'{p:g}' for p in args.graft_p)} "
+               f"--precision {' '.join(args.precision)}")
     lines = [
         "# Seconds per SPD training step vs plain fine-tuning",
         "",
-        (f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. Machine: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, CPU only."),
+        (f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. Machine: {cpu.model}, {cpu.logical_cores} logical "
+         f"CPUs, ISA: {cpu.feature_line()}; {torch.get_num_threads()} torch threads, CPU only."),
         f"Versions: torch {torch.__version__}, transformers {transformers.__version__}.",
-        (f"Command: `python benchmarks/spd_step_time.py --steps {args.steps} --batch-size {args.batch_size} "
-        f"--seq-len {args.seq_len} --graft-p {' '.join(f'{p:g}' for p in args.graft_p)}`"),
+        f"Command: `{command}`" + (" (a background sweep paused while timing)." if args.pause_pid else ""),
         "",
         (f"MiniLM-L6 (all-MiniLM-L6-v2, 2 labels), batch {args.batch_size}, sequence {args.seq_len} (no padding), "
-        f"{args.steps} measured steps of each kind after 2 warm-up rounds, interleaved in one process."),
+         f"{args.steps} measured steps of each kind after 2 warm-up rounds, every kind and precision interleaved in "
+         "one process. bf16 = autocast with fp32 master weights and optimizer state."),
         "",
-        "| step | median s | mean s | min s | max s | / plain (medians) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| precision | step | median s | mean s | min s | max s | / plain of its precision (medians) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for kind, values in timings.items():
-        lines.append(f"| {labels[kind]} | {statistics.median(values):.3f} | {statistics.mean(values):.3f} | "
-                     f"{min(values):.3f} | {max(values):.3f} | {statistics.median(values) / plain_median:.2f}x |")
-    lines += ["", "Target: SPD / plain <= 1.25x. The teacher row is part of every SPD step, timed alone to show how",
-              "much of the SPD / plain ratio it accounts for.", ""]
+    for (precision, kind), values in timings.items():
+        plain_median = statistics.median(timings[precision, "plain"])
+        lines.append(f"| {precision} | {labels[kind]} | {statistics.median(values):.3f} | "
+                     f"{statistics.mean(values):.3f} | {min(values):.3f} | {max(values):.3f} | "
+                     f"{statistics.median(values) / plain_median:.2f}x |")
+    lines += ["", "Target: SPD / plain <= 1.25x at p = 1. The teacher row is part of every SPD step, timed alone to",
+              "show how much of the SPD / plain ratio it accounts for.", ""]
     atomic_write_text(args.doc, "\n".join(lines))
     print("\n".join(lines))
 

@@ -1,0 +1,300 @@
+"""Evidence of the frontier sweep (benchmarks/frontier_minilm.py): every finished student and its task's chosen
+teacher exported to ONNX in fp32 and dynamic int8 (each with its dev parity check), one interleaved `spdc bench`
+per task (batch 1 and 32, length 128, the sweep paused), `spdc report --frontier` per task (table + PNG), and
+docs/results/frontier-minilm.md + .json: per configuration the dev metric (mean and per seed), seed spread,
+train-dev gap, FLOPs removed, parameters, int8 parity and speedups, with the comparisons and targets read out.
+
+Usage: python benchmarks/frontier_report.py [--threads 2] [--time-s 1.5] [--pause-pid PID ...] [--no-bench]
+`--no-bench` rewrites the documents from the saved bench documents (after more runs finished, re-run without it).
+Artifacts go to runs/frontier-export/<job>/{fp32,int8} and are reused when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness import paused, run_spdc  # noqa: E402
+
+from spdc.api import frontier  # noqa: E402
+from spdc.core.atomic import atomic_write_text  # noqa: E402
+from spdc.core.cpu import cpu_info  # noqa: E402
+
+RUNS = ROOT / "runs" / "frontier"
+EXPORTS = ROOT / "runs" / "frontier-export"
+DOC = ROOT / "docs" / "results" / "frontier-minilm.md"
+TASKS = {"mrpc": "f1", "sst2": "accuracy"}
+JOB = re.compile(r"^(?P<task>mrpc|sst2)-(?P<structure>[sgu]\d+)-(?P<method>spd|kd|magnitude)(?P<variant>-.+?)?"
+                 r"-seed(?P<seed>\d+)$")
+STRUCTURES = {"s": "structured, local", "g": "structured, global", "u": "unstructured"}
+PRECISIONS = {"fp32": (), "int8": ("--quantize", "dynamic-int8")}
+CELLS = ((1, 128), (32, 128))
+
+
+@dataclass(frozen=True)
+class Student:
+    job: str
+    task: str
+    structure: str  # s85, g85, u90, ...
+    method: str
+    variant: str  # "" for the grid, e.g. "-lr6.4e-4" or "-ramp" for tuning runs
+    seed: int
+
+    @property
+    def run(self) -> Path:
+        return RUNS / self.job
+
+    @property
+    def config(self) -> str:
+        return f"{self.structure}{self.variant} {self.method}"
+
+
+def finished_students() -> list[Student]:
+    students = []
+    for summary in sorted(RUNS.glob("*/summary.json")):
+        match = JOB.match(summary.parent.name)
+        if match:
+            students.append(Student(job=summary.parent.name, task=match["task"], structure=match["structure"],
+                                    method=match["method"], variant=match["variant"] or "", seed=int(match["seed"])))
+    return students
+
+
+def teacher_run(task: str) -> Path:
+    return (RUNS / "teachers" / f"minilm-{task}").resolve()
+
+
+def export(run: Path, name: str, precision: str, threads: int) -> Path:
+    """The run's ONNX artifact in one precision (exported once; parity measured on the dev split)."""
+    out = EXPORTS / name / precision
+    if not (out / "spdc_manifest.json").is_file():
+        print(f"exporting {name} {precision}", flush=True)
+        code, document = run_spdc("export", str(run), "--onnx", "--out", str(out), "--threads", str(threads),
+                                  *PRECISIONS[precision])
+        if code not in (0, 7):  # 7: parity failed; the artifact exists and says so
+            raise SystemExit(f"export of {run} ({precision}) failed ({code}): {document}")
+    return out
+
+
+def bench(task: str, artifacts: list[Path], args: argparse.Namespace) -> Path:
+    """One interleaved bench of the task's artifacts (the fp32 teacher first); its document is kept."""
+    out = EXPORTS / f"bench-{task}.json"
+    if args.no_bench and out.is_file():
+        return out
+    with paused(args.pause_pid):
+        code, document = run_spdc("bench", *map(str, artifacts), "--batch-sizes", "1,32", "--seq-lens", "128",
+                                  "--threads", str(args.threads), "--time-s", str(args.time_s), "--warmup-s", "0.5",
+                                  "--rounds", "3")
+    if code:
+        raise SystemExit(f"bench of {task} failed ({code}): {document}")
+    atomic_write_text(out, json.dumps(document, indent=2) + "\n")
+    return out
+
+
+def best_eval(run: Path, main: str) -> dict:
+    """The eval record of the run's best checkpoint (selected on validation): its dev, validation, train metric."""
+    summary = json.loads((run / "summary.json").read_text())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [record for record in records if record["kind"] == "eval" and record["step"] == summary["best_step"]]
+    record = evals[-1]
+    return {"dev": record["dev"][main], "validation": (record.get("validation") or {}).get(main),
+            "train": (record.get("train") or {}).get(main), "summary": summary}
+
+
+def speedups(bench_document: dict, artifact: Path) -> dict[str, float]:
+    index = next(model["index"] for model in bench_document["models"]
+                 if Path(model["path"]).resolve() == artifact.resolve())
+    return {f"b{cell['batch']}": cell["speedup"] for cell in bench_document["results"]
+            if cell["model"] == index and cell["seq_len"] == 128}
+
+
+def manifest_metric(artifact: Path) -> tuple[float, str]:
+    manifest = json.loads((artifact / "spdc_manifest.json").read_text())
+    parity = manifest["parity"]
+    return parity["metrics_onnx"][parity["main_metric"]], manifest["status"]
+
+
+def spread(values: list[float]) -> float:
+    return max(values) - min(values) if len(values) > 1 else float("nan")
+
+
+def fmt(value: float | None, scale: float = 100, digits: int = 2) -> str:
+    return "" if value is None or value != value else f"{value * scale:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--time-s", type=float, default=1.5)
+    parser.add_argument("--pause-pid", type=int, nargs="*", default=[])
+    parser.add_argument("--no-bench", action="store_true")
+    args = parser.parse_args()
+    students = finished_students()
+    rows: list[dict] = []
+    teachers: dict[str, dict] = {}
+    frontier_docs: dict[str, str] = {}
+    for task, main in TASKS.items():
+        members = [student for student in students if student.task == task]
+        if not members:
+            continue
+        teacher = teacher_run(task)
+        artifacts = {(teacher.name, precision): export(teacher, teacher.name, precision, args.threads)
+                     for precision in PRECISIONS}
+        for student in members:
+            for precision in PRECISIONS:
+                artifacts[student.job, precision] = export(student.run, student.job, precision, args.threads)
+        bench_file = bench(task, list(artifacts.values()), args)
+        document = json.loads(bench_file.read_text())
+        result = frontier(bench_file, out=DOC.with_name(f"frontier-minilm-{task}.md"), cells=CELLS)
+        frontier_docs[task] = Path(result.report).name
+        teacher_eval = best_eval(teacher, main)
+        teachers[task] = {"run": str(teacher.relative_to(ROOT)), "dev": teacher_eval["dev"],
+                          "validation": teacher_eval["validation"], "train": teacher_eval["train"],
+                          **{f"{precision}_onnx_dev": manifest_metric(artifacts[teacher.name, precision])[0]
+                             for precision in PRECISIONS},
+                          "int8_speedup": speedups(document, artifacts[teacher.name, "int8"])}
+        for student in members:
+            evaluation = best_eval(student.run, main)
+            summary = evaluation["summary"]
+            row = {"job": student.job, "task": task, "config": student.config, "structure": student.structure,
+                   "method": student.method, "variant": student.variant, "seed": student.seed,
+                   "dev": evaluation["dev"], "validation": evaluation["validation"], "train": evaluation["train"],
+                   "flops_removed": (summary["structure"].get("flops") or {}).get("reduction"),
+                   "parameters": (summary.get("fold") or {}).get("parameters", {}).get("after"),
+                   "encoder_sparsity": summary["structure"]["sparsity"]["overall"],
+                   "best_step": summary["best_step"], "steps": summary["steps"],
+                   "wall_minutes": summary["wall_seconds"] / 60}
+            for precision in PRECISIONS:
+                metric, status = manifest_metric(artifacts[student.job, precision])
+                row[f"{precision}_onnx_dev"], row[f"{precision}_parity"] = metric, status
+                row[f"{precision}_speedup"] = speedups(document, artifacts[student.job, precision])
+            rows.append(row)
+    write(rows, teachers, frontier_docs, args)
+
+
+def grouped(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in sorted(rows, key=lambda r: (r["task"], r["variant"] != "", r["structure"], r["method"], r["seed"])):
+        groups.setdefault((row["task"], row["config"]), []).append(row)
+    return groups
+
+
+def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
+    """The comparisons and targets the issue asks about, computed from the rows."""
+    lines = ["## Reading", ""]
+    grid = [row for row in rows if not row["variant"]]
+    for task in TASKS:
+        for structure in sorted({row["structure"] for row in grid if row["task"] == task}, reverse=True):
+            by_method = {method: [row["dev"] for row in grid if row["task"] == task and row["structure"] == structure
+                                  and row["method"] == method] for method in ("spd", "kd", "magnitude")}
+            present = {method: values for method, values in by_method.items() if values}
+            if len(present) < 2:
+                continue
+            noise = max((spread(values) for values in present.values() if len(values) > 1), default=float("nan"))
+            means = {method: statistics.mean(values) for method, values in present.items()}
+            order = sorted(means, key=lambda method: -means[method])
+            seeds = min(len(values) for values in present.values())
+            parts = ", ".join(f"{method} {means[method] * 100:.2f}" for method in order)
+            if seeds < 2:
+                verdict = "one seed per method: no comparison can be called"
+            else:
+                gaps = [(a, b, means[a] - means[b]) for a, b in itertools.pairwise(order)]
+                verdict = "; ".join(f"{a} - {b} = {gap * 100:+.2f} ({'a tie' if gap <= noise else 'beyond'} the "
+                                    f"largest seed spread, {noise * 100:.2f})" for a, b, gap in gaps)
+            lines.append(f"- {task.upper()} {structure} ({STRUCTURES[structure[0]]}, {seeds} seed(s) each): {parts}. "
+                         f"{verdict}.")
+    lines.append("")
+    for task, teacher in teachers.items():
+        fast = [row for row in rows if row["task"] == task and min(row["int8_speedup"].values(), default=0) >= 4]
+        keep = [row for row in fast if row["int8_onnx_dev"] >= teacher["fp32_onnx_dev"] - 0.01]
+        best = max(fast, key=lambda row: row["int8_onnx_dev"], default=None)
+        if keep:
+            hit = max(keep, key=lambda row: row["int8_onnx_dev"])
+            lines.append(f"- Target ({task.upper()}: >= 4x at b1 and b32, int8 within 1 point of the teacher's "
+                         f"{teacher['fp32_onnx_dev'] * 100:.2f}): **met** by `{hit['job']}` (int8 dev "
+                         f"{hit['int8_onnx_dev'] * 100:.2f}, {hit['int8_speedup']['b1']:.2f}x / "
+                         f"{hit['int8_speedup']['b32']:.2f}x).")
+        elif best is not None:
+            lines.append(f"- Target ({task.upper()}): **not met**. The best student >= 4x at b1 and b32 is "
+                         f"`{best['job']}` with int8 dev {best['int8_onnx_dev'] * 100:.2f} vs the teacher's "
+                         f"{teacher['fp32_onnx_dev'] * 100:.2f} "
+                         f"({(best['int8_onnx_dev'] - teacher['fp32_onnx_dev']) * 100:+.2f} points).")
+        else:
+            lines.append(f"- Target ({task.upper()}): **not met**: no student reached 4x at both b1 and b32.")
+    return [*lines, ""]
+
+
+def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, str],
+          args: argparse.Namespace) -> None:
+    cpu = cpu_info()
+    stamp = dt.datetime.now(dt.UTC).date().isoformat()
+    atomic_write_text(DOC.with_suffix(".json"), json.dumps(
+        {"date": stamp, "machine": {"cpu": cpu.model, "logical_cpus": cpu.logical_cores, "isa": cpu.feature_line()},
+         "teachers": teachers, "students": rows}, indent=2) + "\n")
+    lines = [
+        "# Accuracy-speed frontier: MiniLM-L6 students on MRPC and SST-2", "",
+        (f"Date: {stamp}. Machine: {cpu.model}, {cpu.logical_cores} logical CPUs, ISA: {cpu.feature_line()}. "
+        f"Bench: onnxruntime CPU, {args.threads} threads, length 128, batch 1 and 32, every artifact of a task in one "
+        "interleaved run (3 rounds) with the training sweep paused; speedup = dense fp32 teacher latency / artifact "
+        "latency (medians)."),
+        "Commands: `python benchmarks/frontier_minilm.py` (the runs; each run's own command is in "
+        "runs/frontier/logs/), then `python benchmarks/frontier_report.py --threads "
+        f"{args.threads} --time-s {args.time_s}` (exports, bench, this page). Raw: [frontier-minilm.json]"
+        "(frontier-minilm.json); Pareto views: "
+        + ", ".join(f"[{task.upper()}]({name})" for task, name in frontier_docs.items()) + ".",
+        "",
+        ("Setup: the student starts as a copy of the fine-tuned teacher; structured pruning removes attention heads "
+        "and FFN neurons (first-order criterion, cubic schedule, 12 mask updates) while SPD grafts student layers "
+        "into the teacher with p rising 0.5 -> 1, then every student layer fine-tunes with the distillation loss. "
+        "MRPC: 10 epochs (5 + 5) on 90% of the training rows; SST-2: the first 8,000 training rows, 4 epochs "
+        "(2 + 2), 10% of them held out. The best checkpoint is chosen on the held-out rows (validation), never "
+        "on dev; dev is what is reported. One learning rate (3e-4) for every method; sNN = NN% of encoder FLOPs "
+        "removed with the same count of heads and neurons in every layer, gNN = the same with global scope "
+        "(uneven layers), u90 = 90% unstructured (lr 6.4e-4, stored dense)."),
+        "",
+    ]
+    for task, teacher in teachers.items():
+        lines.append(f"Teacher {task.upper()} (`{teacher['run']}`): dev {teacher['dev'] * 100:.2f}, validation "
+                     f"{fmt(teacher['validation'])}, train {fmt(teacher['train'])}; ONNX fp32 dev "
+                     f"{teacher['fp32_onnx_dev'] * 100:.2f}, int8 dev {teacher['int8_onnx_dev'] * 100:.2f} at "
+                     f"{teacher['int8_speedup'].get('b1', float('nan')):.2f}x / "
+                     f"{teacher['int8_speedup'].get('b32', float('nan')):.2f}x (b1 / b32).")
+    lines += ["", ("| task | config | n | dev mean | dev per seed | spread | train - dev | validation | FLOPs "
+              "removed | parameters | int8 dev | int8 parity | fp32 b1 | fp32 b32 | int8 b1 | int8 b32 |"),
+              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for (task, config), members in grouped(rows).items():
+        def mean(key: str, members: list[dict] = members) -> float:
+            return statistics.mean(row[key] for row in members if row[key] is not None)
+
+        def mean_speed(key: str, cell: str, members: list[dict] = members) -> str:
+            return f"{statistics.mean(row[key][cell] for row in members):.2f}x"
+
+        gap = statistics.mean(row["train"] - row["dev"] for row in members if row["train"] is not None)
+        parities = sorted({row["int8_parity"] for row in members})
+        per_seed = ", ".join(f"{row['dev'] * 100:.2f}" for row in members)
+        lines.append(
+            f"| {task} | {config} | {len(members)} | {mean('dev') * 100:.2f} | "
+            f"{per_seed} | {fmt(spread([row['dev'] for row in members]))} | "
+            f"{gap * 100:.2f} | {mean('validation') * 100:.2f} | {fmt(members[0]['flops_removed'], digits=0)}% | "
+            f"{members[0]['parameters'] or ''} | {mean('int8_onnx_dev') * 100:.2f} | {'/'.join(parities)} | "
+            f"{mean_speed('fp32_speedup', 'b1')} | {mean_speed('fp32_speedup', 'b32')} | "
+            f"{mean_speed('int8_speedup', 'b1')} | {mean_speed('int8_speedup', 'b32')} |")
+    lines += ["", ("Metrics: MRPC F1, SST-2 accuracy, in points. `dev` is the PyTorch student's best checkpoint; "
+              "`int8 dev` is the deployed int8 ONNX artifact's own dev metric from its parity check. Spread = max - "
+              "min over seeds. Rows with an lr or ramp suffix are tuning runs (seed 42 only)."), ""]
+    lines += reading(rows, teachers)
+    atomic_write_text(DOC, "\n".join(lines))
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
