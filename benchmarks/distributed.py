@@ -59,7 +59,8 @@ def launch(name: str, command: str, recipe: str, sets: list[str], processes: int
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     clock = [(record["step"], record["time_s"]) for record in records if record["kind"] == "train"]
     (first_step, first_time), (last_step, last_time) = clock[1], clock[-1]
-    return {"name": name, "processes": processes, "command": " ".join(argv[1:]).replace(str(ROOT) + "/", ""),
+    command_line = "python " + " ".join(argv[1:]).replace(str(ROOT) + "/", "")
+    return {"name": name, "processes": processes, "command": command_line,
             "seconds_per_step": round((last_time - first_time) / (last_step - first_step), 3),
             "steps_timed": last_step - first_step, "run_dir": str(run_dir)}
 
