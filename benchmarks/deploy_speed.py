@@ -6,11 +6,12 @@ Usage: python benchmarks/deploy_speed.py [--model LABEL=RUN_OR_MODEL_DIR ...] [-
 
 Default models: the frontier sweep's MRPC teacher and students (runs/frontier/): the dense teacher, structured
 SPD students with 50% and 85% of encoder FLOPs removed (same head count in every layer), the 85% student pruned
-with global scope (uneven heads per layer), and the unstructured 90% student. Variants: fp32; dynamic int8
-(default: per-channel weights, after fusion, embeddings fp32, accuracy-aware fallback); dynamic int8 per-tensor,
-on the plain graph, with int8 embeddings; static int8 (QDQ); for the unstructured student fp32 and int8 stored
-sparse and fp32 stored dense. Artifacts go to runs/deploy-speed/ (an existing one is reused). `--pause-pid`
-stops those processes (a background sweep) with SIGSTOP while timing and resumes them after.
+with global scope (uneven heads per layer), and the unstructured 90% student. Variants of the teacher and the 50%
+student: fp32; dynamic int8 (default: per-channel weights, after fusion, embeddings fp32, accuracy-aware
+fallback); dynamic int8 per-tensor, on the plain graph, with int8 embeddings; static int8 (QDQ). The 85% students:
+fp32, default int8, static int8. The unstructured student: fp32 and int8 stored sparse, fp32 stored dense.
+Artifacts go to runs/deploy-speed/ (an existing one is reused). `--pause-pid` stops those processes (a background
+sweep) with SIGSTOP while timing and resumes them after.
 Writes docs/results/deploy-speed.md, .json and .png.
 """
 
@@ -44,14 +45,14 @@ VARIANTS = {
     "int8-embeddings": [*DYNAMIC, "--int8-embeddings"],
     "static-int8": ["--quantize", "static-int8"],
 }
-FULL = ("teacher", "s50")  # every variant; the other models get fp32 and default int8
+FULL = ("teacher", "s50")  # every variant; the other structured students get fp32, default int8 and static int8
 SPARSE = {"fp32-dense-stored": ["--sparse", "never"], "fp32": [], "int8": DYNAMIC}
 
 
 def variants_of(label: str) -> dict[str, list[str]]:
     if label == "u90":
         return SPARSE
-    return VARIANTS if label in FULL else {name: VARIANTS[name] for name in ("fp32", "int8")}
+    return VARIANTS if label in FULL else {name: VARIANTS[name] for name in ("fp32", "int8", "static-int8")}
 
 
 def export_all(models: dict[str, Path], threads: int) -> list[dict]:
@@ -142,7 +143,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], metavar="LABEL=DIR")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--time-s", type=float, default=1.5)
-    parser.add_argument("--pause-pid", type=int, action="append", default=[])
+    parser.add_argument("--pause-pid", type=int, nargs="*", default=[])
     args = parser.parse_args()
     models = dict(DEFAULT_MODELS)
     models.update({label: Path(path) for label, path in (item.split("=", 1) for item in args.model)})

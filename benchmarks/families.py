@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--time-s", type=float, default=2.0)
-    parser.add_argument("--pause-pid", type=int, action="append", default=[])
+    parser.add_argument("--pause-pid", type=int, nargs="*", default=[])
     args = parser.parse_args()
     tiny = [tiny_run(model_type) for model_type in sorted(FAMILIES)]
     artifacts = {model_type: base_artifacts(model_type) for model_type in sorted(FAMILIES)}
