@@ -14,6 +14,7 @@ student as soon as its task's teachers are done. The jobs:
 - grid: both tasks, structured local scope at 85% and 70% of encoder FLOPs removed for spd / kd / magnitude with
   two seeds, SPD at 50% and with global scope, and unstructured 90% with the paper's lr 6.4e-4 on MRPC. One
   learning rate (3e-4) and schedule for every method: 2 CPU cores do not fit a tuning sweep ahead of the grid.
+  Beside them, on MRPC, a dense 2-layer student distilled with kd (67% of encoder FLOPs removed by depth).
 - precision: the MRPC teacher recipe (2 epochs, lr 1e-4) in fp32 and in bf16 autocast, two seeds each: does bf16
   reach the fp32 dev metric within the seed spread, and how much faster is it?
 - tuning (last): on SST-2 at 85%, each method at learning rates 1e-4 and 6.4e-4 beside the grid's 3e-4, and
@@ -221,6 +222,13 @@ def extra_points(task: str, seed: int) -> list[Job]:
                     extra=("pruning.scope=global",))]
 
 
+def shallow(task: str, seed: int) -> Job:
+    """The cheap dense baseline: a 2-layer student (copies of teacher layers 3 and 6, 67% of encoder FLOPs removed)
+    with kd on the same 10-epoch schedule, nothing pruned."""
+    return student(task, f"l2-kd-seed{seed}", method="kd", sparsity=None, seed=seed,
+                   extra=("student.num_layers=2", "stages.0.prune=false"))
+
+
 UNSTRUCTURED = ("pruning.granularity=unstructured", "pruning.criterion=magnitude", "pruning.final_sparsity=0.9",
                 "export.fold=false")
 RAMP = ("stages.0.grafting.schedule=constant_then_linear", "stages.0.grafting.hold_fraction=0.5")
@@ -244,7 +252,8 @@ def queue() -> list[Job]:
     return [
         *teacher_jobs(), *compared("mrpc", 0.85, 42), *extra_points("mrpc", 42), unstructured,
         *compared("mrpc", 0.85, 43), *precision_jobs(), *compared("sst2", 0.85, 42), *compared("sst2", 0.85, 43),
-        *compared("mrpc", 0.7, 42), *compared("mrpc", 0.7, 43), *compared("sst2", 0.7, 42),
+        *compared("mrpc", 0.7, 42), *compared("mrpc", 0.7, 43), shallow("mrpc", 42), shallow("mrpc", 43),
+        *compared("sst2", 0.7, 42),
         *compared("sst2", 0.7, 43), *extra_points("sst2", 42), *extra_points("mrpc", 43), *extra_points("sst2", 43),
         *tuning_jobs(),
     ]
