@@ -233,6 +233,25 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
+def teacher_candidates() -> list[str]:
+    """Every teacher candidate of the sweep: its recipe values, selection score and dev metric."""
+    lines = ["## Teachers: the candidates", "",
+             "| task | candidate | validation (selects) | dev there | best step / steps | train min | chosen |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for task, main in TASKS.items():
+        chosen = teacher_run(task)
+        for run in sorted(RUNS.glob(f"teacher-{task}-*/summary.json")):
+            evaluation = best_eval(run.parent, main)
+            summary = evaluation["summary"]
+            lines.append(f"| {task} | {run.parent.name.removeprefix(f'teacher-{task}-')} | "
+                         f"{fmt(evaluation['validation'])} | {evaluation['dev'] * 100:.2f} | "
+                         f"{summary['best_step']} / {summary['steps']} | {summary['train_seconds'] / 60:.0f} | "
+                         f"{'yes' if run.parent.resolve() == chosen else ''} |")
+    note = ("Candidates are named lr<learning rate>-e<epochs>; each ran with one torch thread beside another job "
+            "(train minutes are therefore upper bounds).")
+    return [*lines, "", note, ""]
+
+
 def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, str],
           args: argparse.Namespace) -> None:
     cpu = cpu_info()
@@ -292,6 +311,7 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
               "`int8 dev` is the deployed int8 ONNX artifact's own dev metric from its parity check. Spread = max - "
               "min over seeds. Rows with an lr or ramp suffix are tuning runs (seed 42 only)."), ""]
     lines += reading(rows, teachers)
+    lines += teacher_candidates()
     atomic_write_text(DOC, "\n".join(lines))
     print(f"wrote {DOC}")
 
