@@ -6,7 +6,7 @@ train-dev gap, FLOPs removed, parameters, int8 parity and speedups, with the com
 
 Usage: python benchmarks/frontier_report.py [--threads 2] [--time-s 1.5] [--pause-pid PID ...] [--no-bench]
 `--no-bench` rewrites the documents from the saved bench documents (after more runs finished, re-run without it).
-Artifacts go to runs/frontier-export/<job>/{fp32,int8} and are reused when present.
+Artifacts go to runs/frontier-export/<job>-{fp32,int8} and are reused when present.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def teacher_run(task: str) -> Path:
 
 def export(run: Path, name: str, precision: str, threads: int) -> Path:
     """The run's ONNX artifact in one precision (exported once; parity measured on the dev split)."""
-    out = EXPORTS / name / precision
+    out = EXPORTS / f"{name}-{precision}"  # the bench and frontier views label an artifact by its folder name
     if not (out / "spdc_manifest.json").is_file():
         print(f"exporting {name} {precision}", flush=True)
         code, document = run_spdc("export", str(run), "--onnx", "--out", str(out), "--threads", str(threads),
@@ -212,7 +212,8 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
                                     f"largest seed spread, {noise * 100:.2f})" for a, b, gap in gaps)
             lines.append(f"- {task.upper()} {structure} ({STRUCTURES[structure[0]]}, {seeds} seed(s) each): {parts}. "
                          f"{verdict}.")
-    lines.append("")
+    if len(lines) > 2:
+        lines.append("")
     for task, teacher in teachers.items():
         fast = [row for row in rows if row["task"] == task and min(row["int8_speedup"].values(), default=0) >= 4]
         keep = [row for row in fast if row["int8_onnx_dev"] >= teacher["fp32_onnx_dev"] - 0.01]
@@ -304,7 +305,7 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
             f"| {task} | {config} | {len(members)} | {mean('dev') * 100:.2f} | "
             f"{per_seed} | {fmt(spread([row['dev'] for row in members]))} | "
             f"{gap * 100:.2f} | {mean('validation') * 100:.2f} | {fmt(members[0]['flops_removed'], digits=0)}% | "
-            f"{members[0]['parameters'] or ''} | {mean('int8_onnx_dev') * 100:.2f} | {'/'.join(parities)} | "
+            f"{members[0]['parameters'] or 0:,} | {mean('int8_onnx_dev') * 100:.2f} | {'/'.join(parities)} | "
             f"{mean_speed('fp32_speedup', 'b1')} | {mean_speed('fp32_speedup', 'b32')} | "
             f"{mean_speed('int8_speedup', 'b1')} | {mean_speed('int8_speedup', 'b32')} |")
     lines += ["", ("Metrics: MRPC F1, SST-2 accuracy, in points. `dev` is the PyTorch student's best checkpoint; "
