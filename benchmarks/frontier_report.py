@@ -34,9 +34,9 @@ RUNS = ROOT / "runs" / "frontier"
 EXPORTS = ROOT / "runs" / "frontier-export"
 DOC = ROOT / "docs" / "results" / "frontier-minilm.md"
 TASKS = {"mrpc": "f1", "sst2": "accuracy"}
-JOB = re.compile(r"^(?P<task>mrpc|sst2)-(?P<structure>[sgu]\d+)-(?P<method>spd|kd|magnitude)(?P<variant>-.+?)?"
+JOB = re.compile(r"^(?P<task>mrpc|sst2)-(?P<structure>[sgul]\d+)-(?P<method>spd|kd|magnitude)(?P<variant>-.+?)?"
                  r"-seed(?P<seed>\d+)$")
-STRUCTURES = {"s": "structured, local", "g": "structured, global", "u": "unstructured"}
+STRUCTURES = {"s": "structured, local", "g": "structured, global", "u": "unstructured", "l": "dense, fewer layers"}
 PRECISIONS = {"fp32": (), "int8": ("--quantize", "dynamic-int8")}
 CELLS = ((1, 128), (32, 128))
 
@@ -279,7 +279,8 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
         "(2 + 2), 10% of them held out. The best checkpoint is chosen on the held-out rows (validation), never "
         "on dev; dev is what is reported. One learning rate (3e-4) for every method; sNN = NN% of encoder FLOPs "
         "removed with the same count of heads and neurons in every layer, gNN = the same with global scope "
-        "(uneven layers), u90 = 90% unstructured (lr 6.4e-4, stored dense)."),
+        "(uneven layers), u90 = 90% unstructured (lr 6.4e-4, stored dense), l2 = a dense 2-layer student (teacher "
+         "layers 3 and 6) distilled with kd on the same schedule."),
         "",
     ]
     for task, teacher in teachers.items():

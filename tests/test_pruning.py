@@ -9,7 +9,7 @@ from spdc.compression.pruning.patterns import head_masks, neuron_masks, unstruct
 from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.pruning.schedules import CubicSchedule
 from spdc.models.families import PrunableMatrix, encoder_layers, family_of, prunable_linears
-from spdc.models.shape import EncoderShape, encoder_flops_per_token
+from spdc.models.shape import EncoderShape, encoder_flops_per_token, flops_report
 from spdc.recipe import PruningConfig
 
 
@@ -112,10 +112,17 @@ def test_structured_pruner_zeros_heads_neurons_and_reports_flops() -> None:
         assert bool((linears[f"{layer}.intermediate"].bias[gone] == 0).all())
     report = pruner.sparsity_report()
     assert report["kept_heads"] == {0: 2, 1: 2} and report["kept_neurons"] == {0: 12, 1: 12}
-    flops = pruner.flops(seq_len=8)
+    assert pruner.kept_units() == ([2, 2], [12, 12])
+    flops = flops_report(SHAPE, *pruner.kept_units(), seq_len=8)
     dense = encoder_flops_per_token(hidden=16, seq_len=8, head_dim=4, heads_per_layer=[4, 4],
                                     neurons_per_layer=[24, 24])
     assert flops["dense"] == dense and flops["reduction"] == pytest.approx(0.5)
+
+
+def test_a_shallower_student_counts_its_missing_layers_as_removed_flops() -> None:
+    one_layer = flops_report(SHAPE, [4], [24], seq_len=8)  # 1 of SHAPE's 2 layers, nothing pruned
+    assert one_layer["reduction"] == pytest.approx(0.5)
+    assert flops_report(SHAPE, *SHAPE.full_units(), seq_len=8)["reduction"] == 0.0
 
 
 def test_first_order_criterion_accumulates_weight_times_gradient() -> None:

@@ -21,7 +21,7 @@ from spdc.core.errors import CheckpointError, RecipeError
 from spdc.core.outputs import check_output, output_kind
 from spdc.models.families import PrunableMatrix, encoder_layers, family_of, prunable_linears
 from spdc.models.loading import check_supported_family
-from spdc.models.shape import EncoderShape
+from spdc.models.shape import EncoderShape, flops_report
 from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import Recipe, StageConfig
 from spdc.runs.directory import RunDirectory
@@ -174,7 +174,10 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     if pruner is not None and recipe.pruning is not None:
         structure.granularity = recipe.pruning.granularity
         structure.sparsity = pruner.sparsity_report()
-        structure.flops = pruner.flops(recipe.task.max_seq_length)
+    teacher_shape = EncoderShape.of(teacher)
+    kept = pruner.kept_units() if pruner is not None else (
+        [teacher_shape.num_heads] * len(layer_map), [teacher_shape.intermediate] * len(layer_map))
+    structure.flops = flops_report(teacher_shape, *kept, seq_len=recipe.task.max_seq_length)
     if progress.best_step is not None and context().is_main:
         atomic_write_text(run.model_dir / COMPRESSION_FILE, json.dumps(structure.to_dict(), indent=2) + "\n")
     main = spec.main_metric

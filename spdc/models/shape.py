@@ -31,6 +31,10 @@ class EncoderShape:
                    head_dim=shape["hidden"] // shape["heads"], intermediate=shape["intermediate"],
                    ffn_matrices=3 if family.gated else 2)
 
+    def full_units(self) -> tuple[list[int], list[int]]:
+        """Heads and FFN neurons per layer with nothing pruned."""
+        return [self.num_heads] * self.num_layers, [self.intermediate] * self.num_layers
+
 
 def encoder_flops_per_token(
     *, hidden: int, seq_len: int, head_dim: int, heads_per_layer: list[int], neurons_per_layer: list[int],
@@ -44,3 +48,16 @@ def encoder_flops_per_token(
         total += 2 * 2 * seq_len * attention_width  # scores and weighted sum of values
         total += 2 * ffn_matrices * hidden * neurons  # intermediate (and gate) and output
     return total
+
+
+def flops_report(baseline: EncoderShape, heads_per_layer: list[int], neurons_per_layer: list[int],
+                 seq_len: int) -> dict[str, float]:
+    """Encoder FLOPs per token of the teacher (`baseline`) and of a student keeping these units per layer. The
+    student's depth may be smaller: its missing layers count as removed, so a 2-of-6-layer student removes 67%."""
+    def flops(heads: list[int], neurons: list[int]) -> float:
+        return encoder_flops_per_token(hidden=baseline.hidden, seq_len=seq_len, head_dim=baseline.head_dim,
+                                       heads_per_layer=heads, neurons_per_layer=neurons,
+                                       ffn_matrices=baseline.ffn_matrices)
+
+    dense, kept = flops(*baseline.full_units()), flops(heads_per_layer, neurons_per_layer)
+    return {"dense": dense, "pruned": kept, "reduction": 1 - kept / dense, "seq_len": seq_len}

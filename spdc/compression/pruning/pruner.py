@@ -14,7 +14,7 @@ from spdc.compression.pruning.criteria import CRITERIA
 from spdc.compression.pruning.patterns import PATTERNS, MaskSet
 from spdc.compression.pruning.schedules import SCHEDULES
 from spdc.models.families import PrunableMatrix
-from spdc.models.shape import EncoderShape, encoder_flops_per_token
+from spdc.models.shape import EncoderShape
 from spdc.recipe.schema import PruningConfig
 
 
@@ -96,22 +96,16 @@ class Pruner:
             report["kept_neurons"] = {layer: int(kept.sum()) for layer, kept in sorted(self.masks.neurons.items())}
         return report
 
-    def flops(self, seq_len: int = 128) -> dict[str, float]:
-        """Encoder FLOPs per token before and after structured pruning (unstructured zeros save no dense FLOPs)."""
-        shape = self.shape
-        dense = encoder_flops_per_token(
-            hidden=shape.hidden, seq_len=seq_len, head_dim=shape.head_dim,
-            heads_per_layer=[shape.num_heads] * shape.num_layers,
-            neurons_per_layer=[shape.intermediate] * shape.num_layers, ffn_matrices=shape.ffn_matrices,
-        )
-        heads = [int(self.masks.heads[layer].sum()) if layer in self.masks.heads else shape.num_heads
-                 for layer in range(shape.num_layers)]
-        neurons = [int(self.masks.neurons[layer].sum()) if layer in self.masks.neurons else shape.intermediate
-                   for layer in range(shape.num_layers)]
-        pruned = encoder_flops_per_token(hidden=shape.hidden, seq_len=seq_len, head_dim=shape.head_dim,
-                                         heads_per_layer=heads, neurons_per_layer=neurons,
-                                         ffn_matrices=shape.ffn_matrices)
-        return {"dense": dense, "pruned": pruned, "reduction": 1 - pruned / dense, "seq_len": seq_len}
+    def kept_units(self) -> tuple[list[int], list[int]]:
+        """Heads and FFN neurons each layer keeps (all of them where nothing structured was pruned: unstructured
+        zeros save no dense FLOPs)."""
+        heads, neurons = self.shape.full_units()
+        for layer in range(self.shape.num_layers):
+            if layer in self.masks.heads:
+                heads[layer] = int(self.masks.heads[layer].sum())
+            if layer in self.masks.neurons:
+                neurons[layer] = int(self.masks.neurons[layer].sum())
+        return heads, neurons
 
     # -- checkpointing ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
