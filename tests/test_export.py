@@ -161,6 +161,15 @@ def test_dense_export_fuses_attention(tiny_model_dir: Path, tmp_path: Path, sst2
         assert (tmp_path / "a" / name).is_file()
 
 
+def test_export_keeps_onnxruntime_log_chatter_off_the_terminal(tiny_model_dir: Path, tmp_path: Path,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    """onnxruntime's graph clean-up logs a warning per removed initializer from inside its optimizer: dozens of
+    lines per export on the user's terminal unless spdc lowers its logger for the call."""
+    export_artifact(ExportSource.resolve(tiny_model_dir), tmp_path / "a", ExportConfig(optimize="O2"), validate=False,
+                    show_progress=False)
+    assert "onnxruntime" not in capfd.readouterr().err
+
+
 def test_dynamo_exporter_matches(masked_model_dir: Path, tmp_path: Path) -> None:
     manifest = export_artifact(ExportSource.resolve(masked_model_dir), tmp_path / "d",
                                ExportConfig(dynamo=True, opset=18, optimize="O0"), validate=False)

@@ -3,16 +3,14 @@ candidate graph checked against the plain export: a fusion that changes the outp
 
 from __future__ import annotations
 
-import contextlib
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spdc.deploy.sessions import create_session
+from spdc.deploy.sessions import create_session, quiet_onnxruntime_tools
 from spdc.models.structure import FoldedStructure
 
 GRAPH_CHECK_ATOL = 1e-4  # an optimised graph must match the plain export this closely on synthetic inputs
@@ -118,7 +116,7 @@ def _transformer_optimize(plan: AttentionPlan | None, raw: Path, out: Path, *, m
     options = FusionOptions(model_type)
     options.enable_attention = plan is not None
     options.enable_gelu_approximation = level == "O3"
-    with contextlib.redirect_stdout(sys.stderr):
+    with quiet_onnxruntime_tools():
         optimized = optimize_model(str(plan.graph if plan else raw), model_type=model_type,
                                    num_heads=plan.num_heads if plan else 0, hidden_size=plan.hidden_size if plan else 0,
                                    optimization_options=options, opt_level=1, only_onnxruntime=level == "O1")

@@ -15,15 +15,13 @@ Intel Neural Compressor's accuracy-aware tuning, with onnxruntime's `nodes_to_ex
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from spdc.deploy.sessions import create_session
+from spdc.deploy.sessions import create_session, quiet_onnxruntime_tools
 
 Feeds = dict[str, np.ndarray]
 # The operators whose weights dominate compute, as onnxruntime's quantizer handles them: dynamic int8 has
@@ -89,7 +87,7 @@ def quantize_int8(source: Path, out: Path, options: Int8Options, *, exclude: Seq
     exclude = [*exclude, *head_nodes(source)]
     # fused contrib ops defeat ONNX shape inference; their outputs are float tensors
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    with contextlib.redirect_stdout(sys.stderr):
+    with quiet_onnxruntime_tools():
         if options.mode == "static":
             if not calibration:
                 raise ValueError("static int8 needs calibration rows")
@@ -189,6 +187,6 @@ def to_fp16(source: Path, out: Path) -> None:
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = OnnxModel(onnx.load(str(source)))
-    with contextlib.redirect_stdout(sys.stderr):
+    with quiet_onnxruntime_tools():
         model.convert_float_to_float16(keep_io_types=True)
     model.save_model_to_file(str(out))

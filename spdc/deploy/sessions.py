@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,22 @@ import numpy as np
 from spdc.core.errors import ArtifactError, SpdcError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+ORT_WARNING, ORT_ERROR = 2, 3  # onnxruntime logger severities (warning is its default)
+
+
+@contextlib.contextmanager
+def quiet_onnxruntime_tools() -> Iterator[None]:
+    """Run onnxruntime's optimizer or quantizer without its chatter: their progress prints go to stderr (stdout
+    carries --json), and the sessions they open internally log one warning per initializer their own graph
+    clean-up removes, dozens per export, none of them the user's concern."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(ORT_ERROR)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        ort.set_default_logger_severity(ORT_WARNING)
 
 
 def resolve_provider(provider: str) -> str:
@@ -36,7 +55,7 @@ def create_session(path: Path, *, threads: int | None = None, provider: str = "c
         options.inter_op_num_threads = 1
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
+    options.log_severity_level = ORT_ERROR
     providers = [resolve_provider(provider)]
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
