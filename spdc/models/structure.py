@@ -140,6 +140,7 @@ def reshape_layer(layer: nn.Module, family: FamilySpec, heads: list[int], neuron
             replacement: nn.Module = HeadlessAttention(bias, layer.get_submodule(family.attention_norm), dropout)
         else:
             replacement = ZeroAttention(bias)
+        replacement.train(layer.training)  # a new module would start in training mode: dropout on the bias in eval
         _set(layer, family.attention, replacement)
     _select_rows(layer, family, ("intermediate", "gate"), neurons)
     output = family.matrices["output"].path
