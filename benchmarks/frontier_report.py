@@ -234,6 +234,49 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
+def precision_runs() -> dict[str, list[dict]]:
+    """The finished bf16-vs-fp32 runs (MRPC teacher recipe, 2 epochs), per precision: dev and validation F1 of
+    the checkpoint chosen on validation, and seconds per optimizer step from the train records' clocks."""
+    found: dict[str, list[dict]] = {}
+    for summary_file in sorted(RUNS.glob("precision-mrpc-*-seed*/summary.json")):
+        run = summary_file.parent
+        evaluation = best_eval(run, "f1")
+        train = [record for record in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+                 if record["kind"] == "train"]
+        # the clock also runs through evaluations: the median interval between train records leaves them out
+        per_step = statistics.median((b["time_s"] - a["time_s"]) / (b["step"] - a["step"])
+                                     for a, b in itertools.pairwise(train))
+        precision = evaluation["summary"]["environment"]["precision"]
+        found.setdefault(precision, []).append({"run": run.name, "dev": evaluation["dev"],
+                                                "validation": evaluation["validation"], "s_per_step": per_step})
+    return found
+
+
+def precision_section(found: dict[str, list[dict]]) -> list[str]:
+    """bf16 autocast vs fp32 on one configuration: the same dev metric within the seed spread?"""
+    if not found:
+        return []
+    lines = ["## Training precision: bf16 autocast vs fp32", "",
+             ("The MRPC teacher recipe for 2 epochs (lr 1e-4, 208 steps, 10% held out), `--set precision=fp32|bf16`, "
+              "seeds 42 and 43 (`python benchmarks/frontier_minilm.py --only precision`). Seconds per step: the median "
+              "interval between train records (evaluations left out), one torch thread beside another 1-thread run: "
+              "compare them only roughly; docs/results/spd-step-time.md has the interleaved step timing."), "",
+             "| precision | n | dev F1 mean | dev per seed | spread | validation mean | s / step |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    for precision, members in sorted(found.items()):
+        devs = [member["dev"] for member in members]
+        lines.append(f"| {precision} | {len(members)} | {statistics.mean(devs) * 100:.2f} | "
+                     f"{', '.join(f'{value * 100:.2f}' for value in devs)} | {fmt(spread(devs))} | "
+                     f"{statistics.mean(member['validation'] for member in members) * 100:.2f} | "
+                     f"{statistics.mean(member['s_per_step'] for member in members):.2f} |")
+    if {"fp32", "bf16"} <= found.keys() and min(len(found["fp32"]), len(found["bf16"])) >= 2:
+        gap = (statistics.mean(m["dev"] for m in found["bf16"]) - statistics.mean(m["dev"] for m in found["fp32"]))
+        noise = max(spread([m["dev"] for m in found[precision]]) for precision in ("fp32", "bf16"))
+        verdict = "within" if abs(gap) <= noise else "beyond"
+        lines += ["", f"bf16 - fp32 = {gap * 100:+.2f} F1, {verdict} the larger seed spread ({noise * 100:.2f})."]
+    return [*lines, ""]
+
+
 def teacher_candidates() -> list[str]:
     """Every teacher candidate of the sweep: its recipe values, selection score and dev metric."""
     lines = ["## Teachers: the candidates", "",
@@ -313,6 +356,7 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
               "`int8 dev` is the deployed int8 ONNX artifact's own dev metric from its parity check. Spread = max - "
               "min over seeds. Rows with an lr or ramp suffix are tuning runs (seed 42 only)."), ""]
     lines += reading(rows, teachers)
+    lines += precision_section(precision_runs())
     lines += teacher_candidates()
     atomic_write_text(DOC, "\n".join(lines))
     print(f"wrote {DOC}")
