@@ -25,6 +25,8 @@ from pathlib import Path
 
 from harness import paused, run_spdc
 
+from spdc.core.cpu import feature_line
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "frontier"
 OUT = ROOT / "runs" / "deploy-speed"
@@ -79,8 +81,6 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 def write_doc(rows: list[dict], bench: dict, command: str) -> None:
     machine, settings = bench["machine"], bench["settings"]
-    present = [name for name, has in machine["isa"].items() if has]
-    missing = [name for name, has in machine["isa"].items() if not has]
     by_path = {model["path"]: model for model in bench["models"]}
     lines = [
         "# Deployment speed: MiniLM-L6 MRPC teacher and students, every artifact variant",
@@ -89,7 +89,7 @@ def write_doc(rows: list[dict], bench: dict, command: str) -> None:
         f"(raw bench document: [deploy-speed.json](deploy-speed.json))."),
         "",
         (f"Machine: {machine['cpu_model']}, {machine['cpu_usable']} of {machine['cpu_count']} cores usable. "
-        f"ISA features present: {', '.join(present) or 'none'}; absent: {', '.join(missing) or 'none'}. "
+        f"ISA: {feature_line(machine['isa'])}. "
         f"onnxruntime {machine['onnxruntime']} {machine['execution_provider']}, {machine['ort_graph_optimization']}, "
         f"{settings['threads']} intra-op threads; torch {machine['torch']}. Inputs: real MRPC dev sentences padded "
         f"or cut to the length; {settings['time_s']} s timed + {settings['warmup_s']} s warm-up per model and cell "

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from harness import paused, run_spdc  # noqa: E402
 
+from spdc.core.cpu import feature_line  # noqa: E402
 from spdc.models.families import FAMILIES, encoder_layers, family_of, prunable_linears  # noqa: E402
 from spdc.models.loading import load_classifier, save_classifier  # noqa: E402
 from tests.conftest import write_sst2_like  # noqa: E402
@@ -136,7 +137,7 @@ def write_doc(tiny: list[dict], artifacts: dict[str, tuple[Path, Path]], bench: 
         "# Model families: tiny end-to-end runs and what structured pruning buys at base size", "",
         (f"Date: {bench['created'][:10]}. Produced by `python benchmarks/families.py --threads {args.threads} "
         f"--time-s {args.time_s}` (raw: [families.json](families.json)). Machine: {machine['cpu_model']}, "
-        f"{machine['cpu_usable']} cores usable, ISA {', '.join(k for k, v in machine['isa'].items() if v)}; "
+        f"{machine['cpu_usable']} cores usable, ISA {feature_line(machine['isa'])}; "
         f"onnxruntime {machine['onnxruntime']}, torch {machine['torch']}."), "",
         "## Tiny models through compress -> fold -> export -> parity", "",
         ("2 layers, hidden 32, 4 heads, random weights, a synthetic SST-2-like task; structured SPD with global scope "

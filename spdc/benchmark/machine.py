@@ -7,7 +7,7 @@ from __future__ import annotations
 import platform
 
 from spdc.benchmark.document import MachineInfo
-from spdc.core.cpu import cpu_info
+from spdc.core.cpu import cpu_info, feature_line
 
 ORT_GRAPH_OPTIMIZATION = "ORT_ENABLE_ALL"  # onnxruntime's session default, which spdc keeps
 
@@ -30,12 +30,11 @@ def machine_info(provider: str, *, intra_op_threads: int | None) -> MachineInfo:
 
 def machine_header(machine: MachineInfo) -> str:
     """One line per aspect, for the top of the bench table."""
-    present = [name for name, has in machine.isa.items() if has]
     threads = machine.ort_intra_op_threads or "default"
     return "\n".join([
         f"machine: {machine.cpu_model} ({machine.cpu_usable} of {machine.cpu_count} cores usable)"
         + (f", GPU {machine.gpu}" if machine.gpu else ""),
-        f"ISA: {', '.join(present) or 'none of the int8/bf16 accelerating features'}",
+        f"ISA: {feature_line(machine.isa)}",
         (f"onnxruntime {machine.onnxruntime} {machine.execution_provider} {machine.ort_graph_optimization}, "
         f"{threads} intra-op threads; torch {machine.torch}, {machine.torch_threads} threads"),
     ])

@@ -33,8 +33,15 @@ class CpuInfo:
         return self.features["AMX-BF16"] or self.features["AVX512-BF16"]
 
     def feature_line(self) -> str:
-        present = [name for name, has in self.features.items() if has]
-        return ", ".join(present) or "none of " + ", ".join(ISA_FLAGS.values())
+        return feature_line(self.features)
+
+
+def feature_line(features: dict[str, bool]) -> str:
+    """The features present and, as plainly, those absent: a number measured without VNNI or AMX says so."""
+    present = [name for name, has in features.items() if has]
+    absent = [name for name, has in features.items() if not has]
+    return (", ".join(present) or "none of the int8/bf16 accelerating features") + (
+        f" (absent: {', '.join(absent)})" if absent else "")
 
 
 def parse_cpuinfo(text: str) -> tuple[str, set[str]]:
