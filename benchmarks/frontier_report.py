@@ -19,6 +19,7 @@ import re
 import statistics
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,6 +309,8 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
         f"Bench: onnxruntime CPU, {args.threads} threads, length 128, batch 1 and 32, every artifact of a task in one "
         "interleaved run (3 rounds) with the training sweep paused; speedup = dense fp32 teacher latency / artifact "
         "latency (medians)."),
+        "Versions: " + ", ".join(f"{package} {version(package)}"
+                                 for package in ("spdc", "torch", "transformers", "onnxruntime")) + ".",
         "Commands: `python benchmarks/frontier_minilm.py` (the runs; each run's own command is in "
         "runs/frontier/logs/), then `python benchmarks/frontier_report.py --threads "
         f"{args.threads} --time-s {args.time_s}` (exports, bench, this page). Raw: [frontier-minilm.json]"

@@ -138,6 +138,7 @@ def test_report_single_and_comparison(compress_recipe, tmp_path: Path) -> None:
     assert all(Path(p).read_bytes()[:8] == PNG for p in written["plots"])
     text = (runs[0] / "report.md").read_text()
     assert "| run-spd | sst2 | spd |" in text and "](report-plots/train_dev.png)" in text
+    assert "(ISA: " in text and "torch threads, precision " in text  # where the run trained, with versions
     structured = runner.invoke(cli, ["report", str(runs[2]), "--json"])
     assert structured.exit_code == 0 and "kept" in (runs[2] / "report.md").read_text()
     result = runner.invoke(cli, ["report", *map(str, runs), "--out", str(tmp_path / "cmp.md")])

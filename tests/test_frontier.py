@@ -170,7 +170,9 @@ def test_frontier_report_from_a_bench_document(compress_recipe, tiny_model_dir: 
         "fp32", "int8"}
     assert any(p["pareto"] for p in document["points"]["b1 s8"])
     assert (tmp_path / "frontier.png").read_bytes()[:8] == PNG
-    assert "| teacher-fp32 | fp32 |" in (tmp_path / "frontier.md").read_text()
+    view = (tmp_path / "frontier.md").read_text()
+    assert "| teacher-fp32 | fp32 |" in view
+    assert "- ISA: " in view and "- onnxruntime " in view  # the numbers name the machine and versions
     only_student = runner.invoke(cli, ["report", str(tmp_path / "s"), "--frontier", str(tmp_path / "bench.json"),
                                        "--cells", "1x8", "--out", str(tmp_path / "f2.md"), "--json"])
     assert len(json.loads(only_student.stdout)["points"]["b1 s8"]) == 3  # the baseline and the run's two

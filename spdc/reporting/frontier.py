@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spdc.benchmark.document import BenchDocument
+from spdc.benchmark.machine import machine_header
 from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import ArtifactError
 from spdc.core.outputs import check_output_file
@@ -80,10 +81,9 @@ def write_frontier(document: BenchDocument, out: Path, *, cells: Sequence[tuple[
     check_output_file(out, signature=FRONTIER_SIGNATURE, what="frontier report")
     panels, lines, found = [], [f"{FRONTIER_SIGNATURE.decode()} dev metric vs speedup over the dense fp32 teacher",
                                 ""], {}
-    machine = document.machine
-    lines += [(f"Bench of {document.created[:10]} on {machine.cpu_model or machine.processor} "
-              f"({document.settings.threads or 'default'} threads, {machine.execution_provider}); the first model "
-              "is the baseline. Metric: each artifact's own dev metric from its parity check."), ""]
+    lines += [(f"Bench of {document.created[:10]}; the first model is the baseline. Metric: each artifact's own dev "
+               "metric from its parity check. The bench's machine:"), "",
+              *(f"- {line}" for line in machine_header(document.machine).splitlines()), ""]
     for batch, seq_len in cells:
         points = frontier_points(document, batch, seq_len, runs)
         if not points:

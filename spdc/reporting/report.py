@@ -8,6 +8,7 @@ compression runs are read through the same typed summary (`RunSummary.best_dev`)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from spdc.core.atomic import atomic_write_text, ensure_dir
+from spdc.core.cpu import ISA_FLAGS, feature_line
 from spdc.core.errors import ArtifactError
 from spdc.core.outputs import check_output, check_output_file, mark_output
 from spdc.core.plots import Panel, Series, plot_grouped_bars, plot_panels
@@ -198,6 +200,16 @@ def _per_layer(run: RunRecord) -> tuple[list[str], dict[str, list[float]], str, 
             "sparsity per layer and matrix", 1.05)
 
 
+def environment_line(environment: dict[str, Any]) -> str:
+    """A run's machine and versions in one line, so that a report's times and metrics name where they came from."""
+    present = set(environment.get("cpu_features") or [])
+    isa = feature_line({name: name in present for name in ISA_FLAGS.values()})
+    return (f"{environment.get('cpu_model') or environment.get('processor', '?')} (ISA: {isa}), "
+            f"{environment.get('device', '?')}, {environment.get('torch_threads', '?')} torch threads, precision "
+            f"{environment.get('precision', 'fp32')}; spdc {environment.get('spdc', '?')}, torch "
+            f"{environment.get('torch', '?')}, transformers {environment.get('transformers', '?')}")
+
+
 def write_report(paths: list[Path], out: Path) -> ReportResult:
     """Write the markdown report and its plots (in `<out stem>-plots/` beside it)."""
     runs = [RunRecord.load(path) for path in paths]
@@ -213,7 +225,9 @@ def write_report(paths: list[Path], out: Path) -> ReportResult:
     plots = _run_plots(runs[0], plots_dir) if len(runs) == 1 else _comparison_plots(runs, plots_dir)
     for caption, path in plots:
         lines += ["", f"## {caption}", "", f"![{caption}]({path.relative_to(out.parent).as_posix()})"]
-    lines += ["", "Runs: " + ", ".join(f"`{run.path}`" for run in runs), ""]
+    lines += ["", "Runs: " + ", ".join(f"`{run.path}`" for run in runs), "",
+              f"Written {dt.datetime.now(dt.UTC).date().isoformat()}. Where the runs trained:", "",
+              *sorted({f"- {environment_line(run.summary.environment)}" for run in runs}), ""]
     atomic_write_text(out, "\n".join(lines))
     return ReportResult(report=str(out), plots=[str(path) for _, path in plots], runs=[str(run.path) for run in runs])
 
