@@ -174,10 +174,8 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     if pruner is not None and recipe.pruning is not None:
         structure.granularity = recipe.pruning.granularity
         structure.sparsity = pruner.sparsity_report()
-    teacher_shape = EncoderShape.of(teacher)
-    kept = pruner.kept_units() if pruner is not None else (
-        [teacher_shape.num_heads] * len(layer_map), [teacher_shape.intermediate] * len(layer_map))
-    structure.flops = flops_report(teacher_shape, *kept, seq_len=recipe.task.max_seq_length)
+    kept = pruner.kept_units() if pruner is not None else EncoderShape.of(student).full_units()
+    structure.flops = flops_report(EncoderShape.of(teacher), *kept, seq_len=recipe.task.max_seq_length)
     if progress.best_step is not None and context().is_main:
         atomic_write_text(run.model_dir / COMPRESSION_FILE, json.dumps(structure.to_dict(), indent=2) + "\n")
     main = spec.main_metric
