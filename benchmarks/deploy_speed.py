@@ -23,7 +23,7 @@ import json
 import statistics
 from pathlib import Path
 
-from harness import paused, run_spdc
+from harness import export_once, paused, run_spdc
 
 from spdc.core.cpu import feature_line
 
@@ -63,14 +63,7 @@ def export_all(models: dict[str, Path], threads: int) -> list[dict]:
     for label, source in models.items():
         for variant, extra in variants_of(label).items():
             out = OUT / f"{label}-{variant}"
-            manifest_file = out / "spdc_manifest.json"
-            if not manifest_file.is_file():
-                print(f"exporting {label} {variant}", flush=True)
-                code, document = run_spdc("export", str(source), "--onnx", "--out", str(out), "--threads", str(threads),
-                                      *extra)
-                if code not in (0, 7):
-                    raise SystemExit(f"export of {label} {variant} failed ({code}): {document}")
-            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+            manifest = export_once(source, out, threads, *extra)
             rows.append({"label": label, "variant": variant, "path": str(out), "manifest": manifest})
     return rows
 

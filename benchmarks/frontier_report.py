@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import paused, run_spdc  # noqa: E402
+from harness import export_once, paused, run_spdc  # noqa: E402
 
 from spdc.api import frontier  # noqa: E402
 from spdc.core.atomic import atomic_write_text  # noqa: E402
@@ -78,12 +78,7 @@ def teacher_run(task: str) -> Path:
 def export(run: Path, name: str, precision: str, threads: int) -> Path:
     """The run's ONNX artifact in one precision (exported once; parity measured on the dev split)."""
     out = EXPORTS / f"{name}-{precision}"  # the bench and frontier views label an artifact by its folder name
-    if not (out / "spdc_manifest.json").is_file():
-        print(f"exporting {name} {precision}", flush=True)
-        code, document = run_spdc("export", str(run), "--onnx", "--out", str(out), "--threads", str(threads),
-                                  *PRECISIONS[precision])
-        if code not in (0, 7):  # 7: parity failed; the artifact exists and says so
-            raise SystemExit(f"export of {run} ({precision}) failed ({code}): {document}")
+    export_once(run, out, threads, *PRECISIONS[precision])
     return out
 
 

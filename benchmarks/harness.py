@@ -22,6 +22,19 @@ def run_spdc(*args: str) -> tuple[int, dict]:
     return result.returncode, json.loads(result.stdout) if result.stdout.strip() else {}
 
 
+def export_once(source: Path, out: Path, threads: int, *extra: str) -> dict:
+    """`spdc export SOURCE --onnx --out OUT EXTRA` unless OUT already holds an artifact; its manifest. A failed
+    parity check (exit 7) leaves an artifact marked failed, which the document reports; anything else stops."""
+    manifest = out / "spdc_manifest.json"
+    if not manifest.is_file():
+        print(f"exporting {out.name}", flush=True)
+        code, document = run_spdc("export", str(source), "--onnx", "--out", str(out), "--threads", str(threads),
+                                  *extra)
+        if code not in (0, 7):
+            raise SystemExit(f"export of {source} to {out} failed ({code}): {document}")
+    return dict(json.loads(manifest.read_text(encoding="utf-8")))
+
+
 @contextlib.contextmanager
 def paused(pids: list[int]) -> Iterator[None]:
     """Stop the process groups of `pids` (SIGSTOP) for the block, and always resume them (SIGCONT)."""
