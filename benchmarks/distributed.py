@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     if not TEACHER.is_dir():
         raise SystemExit(f"needs a fine-tuned MiniLM MRPC teacher at {TEACHER}: python benchmarks/frontier_minilm.py "
-                         "--phase teachers")
+                         "--only teacher-mrpc")
     common = ["precision=fp32", f"teacher.finetune.max_steps={args.steps}", "teacher.finetune.logging_steps=1",
               "teacher.finetune.train_eval_samples=0", "teacher.finetune.eval_batch_size=128"]
     finetune_recipe = "recipes/minilm-mrpc-teacher.yaml"
