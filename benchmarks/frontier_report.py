@@ -351,7 +351,8 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
             f"{mean_speed('int8_speedup', 'b1')} | {mean_speed('int8_speedup', 'b32')} |")
     lines += ["", ("Metrics: MRPC F1, SST-2 accuracy, in points. `dev` is the PyTorch student's best checkpoint; "
               "`int8 dev` is the deployed int8 ONNX artifact's own dev metric from its parity check. Spread = max - "
-              "min over seeds. Rows with an lr or ramp suffix are tuning runs (seed 42 only)."), ""]
+              "min over seeds. Rows with a suffix are seed-42 variants: lr or ramp = tuning runs, rows24k = SST-2 "
+              "on its first 24,000 training rows for 2 epochs (1 + 1)."), ""]
     lines += reading(rows, teachers)
     lines += precision_section(precision_runs())
     lines += teacher_candidates()
