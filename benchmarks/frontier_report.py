@@ -216,8 +216,8 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
                 verdict = "one seed per method: no comparison can be called"
             else:
                 gaps = [(a, b, means[a] - means[b]) for a, b in itertools.pairwise(order)]
-                verdict = "; ".join(f"{a} - {b} = {gap * 100:+.2f} ({'a tie: within' if gap <= noise else 'beyond'} the "
-                                    f"largest seed spread, {noise * 100:.2f})" for a, b, gap in gaps)
+                verdict = "; ".join(f"{a} - {b} = {gap * 100:+.2f} ({'a tie: within' if gap <= noise else 'beyond'}"
+                                    f" the largest seed spread, {noise * 100:.2f})" for a, b, gap in gaps)
             lines.append(f"- {task.upper()} {structure} ({STRUCTURES[structure[0]]}, {seeds} seed(s) each): {parts}. "
                          f"{verdict}.")
     if len(lines) > 2:
