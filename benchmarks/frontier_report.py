@@ -207,19 +207,19 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
             present = {method: values for method, values in by_method.items() if values}
             if len(present) < 2:
                 continue
-            noise = max((spread(values) for values in present.values() if len(values) > 1), default=float("nan"))
+            compared = {method: values for method, values in present.items() if len(values) > 1}
+            noise = max((spread(values) for values in compared.values()), default=float("nan"))
             means = {method: statistics.mean(values) for method, values in present.items()}
             order = sorted(means, key=lambda method: -means[method])
-            seeds = min(len(values) for values in present.values())
-            parts = ", ".join(f"{method} {means[method] * 100:.2f}" for method in order)
-            if seeds < 2:
-                verdict = "one seed per method: no comparison can be called"
-            else:
-                gaps = [(a, b, means[a] - means[b]) for a, b in itertools.pairwise(order)]
-                verdict = "; ".join(f"{a} - {b} = {gap * 100:+.2f} ({'a tie: within' if gap <= noise else 'beyond'}"
-                                    f" the largest seed spread, {noise * 100:.2f})" for a, b, gap in gaps)
-            lines.append(f"- {task.upper()} {structure} ({STRUCTURES[structure[0]]}, {seeds} seed(s) each): {parts}. "
-                         f"{verdict}.")
+            parts = ", ".join(f"{method} {means[method] * 100:.2f} (n={len(present[method])})" for method in order)
+            ranked = [method for method in order if method in compared]
+            gaps = [(a, b, means[a] - means[b]) for a, b in itertools.pairwise(ranked)]
+            verdict = "; ".join(f"{a} - {b} = {gap * 100:+.2f} ({'a tie: within' if gap <= noise else 'beyond'}"
+                                f" the largest seed spread, {noise * 100:.2f})" for a, b, gap in gaps)
+            single = [method for method in order if method not in compared]
+            if single:
+                verdict += ("; " if verdict else "") + f"{', '.join(single)}: one seed, not compared"
+            lines.append(f"- {task.upper()} {structure} ({STRUCTURES[structure[0]]}): {parts}. {verdict}.")
     if len(lines) > 2:
         lines.append("")
     for task, teacher in teachers.items():
