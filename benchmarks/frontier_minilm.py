@@ -1,6 +1,6 @@
 """The accuracy-speed frontier of MiniLM-L6 students on MRPC and SST-2: teachers, the structured grid, tuning.
 
-Usage: python benchmarks/frontier_minilm.py [--only PREFIX] [--workers 2] [--dry-run]
+Usage: python benchmarks/frontier_minilm.py [--only PREFIX ...] [--workers 2] [--dry-run]
 
 Every job is one `spdc finetune` / `spdc compress` run in runs/frontier/<job>/, launched the way a user would,
 logged to runs/frontier/logs/<job>.log. The script is resumable: a finished run (summary.json) is skipped, a run
@@ -272,11 +272,12 @@ def queue() -> list[Job]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", help="Run only the jobs whose names start with this prefix (e.g. mrpc-s85).")
+    parser.add_argument("--only", action="append", metavar="PREFIX",
+                        help="Run only the jobs whose names start with this prefix (e.g. mrpc-s85); repeatable.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
-    jobs = [job for job in queue() if args.only is None or job.name.startswith(args.only)]
+    jobs = [job for job in queue() if args.only is None or job.name.startswith(tuple(args.only))]
     run_queue(jobs, args.workers, args.dry_run)
 
 

@@ -36,6 +36,8 @@ RUNS = ROOT / "runs" / "frontier"
 EXPORTS = ROOT / "runs" / "frontier-export"
 DOC = ROOT / "docs" / "results" / "frontier-minilm.md"
 TASKS = {"mrpc": "f1", "sst2": "accuracy"}
+METHODS = ("spd", "kd", "magnitude")
+TUNING = ("-lr", "-ramp")  # variant prefixes of the tuning runs (seed 42, beside the grid's seed-42 run)
 JOB = re.compile(r"^(?P<task>mrpc|sst2)-(?P<structure>[sgul]\d+)-(?P<method>spd|kd|magnitude)(?P<variant>-.+?)?"
                  r"-seed(?P<seed>\d+)$")
 STRUCTURES = {"s": "structured, local", "g": "structured, global", "u": "unstructured", "l": "dense, fewer layers"}
@@ -203,7 +205,7 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
     for task in TASKS:
         for structure in sorted({row["structure"] for row in grid if row["task"] == task}, reverse=True):
             by_method = {method: [row["dev"] for row in grid if row["task"] == task and row["structure"] == structure
-                                  and row["method"] == method] for method in ("spd", "kd", "magnitude")}
+                                  and row["method"] == method] for method in METHODS}
             present = {method: values for method, values in by_method.items() if values}
             if len(present) < 2:
                 continue
@@ -223,23 +225,88 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
     if len(lines) > 2:
         lines.append("")
     for task, teacher in teachers.items():
-        fast = [row for row in rows if row["task"] == task and min(row["int8_speedup"].values(), default=0) >= 4]
-        keep = [row for row in fast if row["int8_onnx_dev"] >= teacher["fp32_onnx_dev"] - 0.01]
-        best = max(fast, key=lambda row: row["int8_onnx_dev"], default=None)
-        if keep:
-            hit = max(keep, key=lambda row: row["int8_onnx_dev"])
-            lines.append(f"- Target ({task.upper()}: >= 4x at b1 and b32, int8 within 1 point of the teacher's "
-                         f"{teacher['fp32_onnx_dev'] * 100:.2f}): **met** by `{hit['job']}` (int8 dev "
-                         f"{hit['int8_onnx_dev'] * 100:.2f}, {hit['int8_speedup']['b1']:.2f}x / "
-                         f"{hit['int8_speedup']['b32']:.2f}x).")
-        elif best is not None:
-            lines.append(f"- Target ({task.upper()}): **not met**. The best student >= 4x at b1 and b32 is "
-                         f"`{best['job']}` with int8 dev {best['int8_onnx_dev'] * 100:.2f} vs the teacher's "
-                         f"{teacher['fp32_onnx_dev'] * 100:.2f} "
-                         f"({(best['int8_onnx_dev'] - teacher['fp32_onnx_dev']) * 100:+.2f} points).")
-        else:
-            lines.append(f"- Target ({task.upper()}): **not met**: no student reached 4x at both b1 and b32.")
+        lines.append(target_line(task, teacher, [members for (group_task, _), members in grouped(rows).items()
+                                                 if group_task == task]))
     return [*lines, ""]
+
+
+def target_line(task: str, teacher: dict, configs: list[list[dict]]) -> str:
+    """Whether a configuration (its seeds' mean, so no seed is picked on dev) is >= 4x faster than the dense fp32
+    teacher at b1 and b32 with its int8 artifact within 1 point of the teacher's dev metric. Every configuration
+    that meets it is named; when none does, the closest is named as what it is, the best of several on dev."""
+    def mean(members: list[dict], key: str) -> float:
+        return statistics.mean(row[key] for row in members)
+
+    def speed(members: list[dict]) -> dict[str, float]:
+        return {cell: statistics.mean(row["int8_speedup"].get(cell, 0.0) for row in members) for cell in ("b1", "b32")}
+
+    def described(members: list[dict]) -> str:
+        rate = speed(members)
+        seeds = ", ".join(f"{row['int8_onnx_dev'] * 100:.2f}" for row in members)
+        return (f"`{members[0]['config']}` (n={len(members)}, int8 dev {mean(members, 'int8_onnx_dev') * 100:.2f}: "
+                f"{seeds}; {rate['b1']:.2f}x / "
+                f"{rate['b32']:.2f}x)")
+
+    bar = teacher["fp32_onnx_dev"]
+    fast = [members for members in configs if min(speed(members).values()) >= 4]
+    keep = [members for members in fast if mean(members, "int8_onnx_dev") >= bar - 0.01]
+    head = (f"- Target ({task.upper()}: >= 4x at b1 and b32, int8 within 1 point of the teacher's {bar * 100:.2f}, "
+            "mean over seeds)")
+    if keep:
+        return f"{head}: **met** by {'; '.join(described(members) for members in keep)}."
+    if not fast:
+        return f"{head}: **not met**: no configuration reached 4x at both b1 and b32."
+    closest = max(fast, key=lambda members: mean(members, "int8_onnx_dev"))
+    return (f"{head}: **not met**. The closest of the {len(fast)} configurations >= 4x is {described(closest)}, "
+            f"{(mean(closest, 'int8_onnx_dev') - bar) * 100:+.2f} points (the best of several on dev: a dev-selected "
+            "number).")
+
+
+def setting(variant: str) -> str:
+    """A tuning variant in words; the grid's own run is the empty variant."""
+    if variant.startswith("-lr"):
+        return f"lr {float(variant.removeprefix('-lr')):g}"
+    if variant == "-ramp":
+        return "lr 0.0003, grafting p held at 0.5 for half of stage 1, then linear to 1"
+    return "lr 0.0003, grafting p linear 0.5 -> 1 (the grid)"
+
+
+def tuning_section(rows: list[dict]) -> list[str]:
+    """Each tuned configuration's settings side by side, chosen on the held-out rows; dev is shown, never used.
+    A validation gain smaller than the grid's seed spread on validation is a tie, and the grid's setting stays."""
+    tuned = sorted({(row["task"], row["structure"]) for row in rows if row["variant"].startswith(TUNING)})
+    table: list[str] = []
+    verdicts = []
+    for task, structure in tuned:
+        for method in METHODS:
+            candidates = [row for row in rows if (row["task"], row["structure"], row["method"]) == (task, structure,
+                          method) and row["seed"] == 42 and (not row["variant"] or row["variant"].startswith(TUNING))]
+            grid = next((row for row in candidates if not row["variant"]), None)
+            if grid is None or len(candidates) < 2:
+                continue
+            noise = spread([row["validation"] for row in rows if (row["task"], row["structure"], row["method"],
+                            row["variant"]) == (task, structure, method, "")])
+            best = max(candidates, key=lambda row: row["validation"])
+            chosen = best if best["validation"] - grid["validation"] > noise else grid
+            for row in candidates:
+                table.append(f"| {task} | {structure} | {method} | {setting(row['variant'])} | "
+                             f"{row['validation'] * 100:.2f} | {row['dev'] * 100:.2f} | "
+                             f"{row['best_step']} / {row['steps']} | {'yes' if row is chosen else ''} |")
+            gain = (best["validation"] - grid["validation"]) * 100
+            verdicts.append(
+                f"- {task.upper()} {structure} {method}: best on validation is {setting(best['variant'])} "
+                f"({gain:+.2f} over the grid's setting; the grid's validation seed spread is {noise * 100:.2f}): "
+                + ("the grid's setting stays." if chosen is grid else
+                   f"tuning changes the choice (dev {chosen['dev'] * 100:.2f} vs the grid's {grid['dev'] * 100:.2f}, "
+                   "one seed)."))
+    if not table:  # no tuning run has a grid run to stand beside yet
+        return []
+    return ["## Tuning: learning rate and grafting ramp, chosen on validation", "",
+            ("Seed 42, each setting one run of `python benchmarks/frontier_minilm.py --only <task>-<structure>-"
+             "<method>-lr` (or `-ramp`); everything else as in the grid. The validation column selects; dev is shown "
+             "for the record and played no part in the choice."), "",
+            "| task | structure | method | setting | validation (selects) | dev (not used) | best / steps | chosen |",
+            "|---|---|---|---|---:|---:|---:|---|", *table, "", *verdicts, ""]
 
 
 def precision_runs() -> dict[str, list[dict]]:
@@ -360,6 +427,7 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
               "min over seeds. Rows with a suffix are seed-42 variants: lr or ramp = tuning runs, rows24k = SST-2 "
               "on its first 24,000 training rows for 2 epochs (1 + 1)."), ""]
     lines += reading(rows, teachers)
+    lines += tuning_section(rows)
     lines += precision_section(precision_runs())
     lines += teacher_candidates()
     previous = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
