@@ -6,6 +6,7 @@ Heavy libraries (torch, transformers, onnxruntime) are imported when a function 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -249,5 +250,16 @@ def frontier(bench_document: PathLike, run_dirs: Sequence[PathLike] = (), *, out
     from spdc.benchmark.document import read_bench_document
     from spdc.reporting.frontier import write_frontier
 
-    return write_frontier(read_bench_document(Path(bench_document)), Path(out), cells=list(cells),
-                          runs=[Path(path) for path in run_dirs])
+    runs = [Path(path) for path in run_dirs]
+    command = shlex.join(["spdc", "report", *map(_shown, runs), "--frontier", _shown(Path(bench_document)), "--cells",
+                          ",".join(f"{batch}x{seq_len}" for batch, seq_len in cells), "--out", _shown(Path(out))])
+    return write_frontier(read_bench_document(Path(bench_document)), Path(out), cells=list(cells), runs=runs,
+                          command=command)
+
+
+def _shown(path: Path) -> str:
+    """A path as a reader would type it from the working directory: relative where it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -173,6 +173,8 @@ def test_frontier_report_from_a_bench_document(compress_recipe, tiny_model_dir: 
     view = (tmp_path / "frontier.md").read_text()
     assert "| teacher-fp32 | fp32 |" in view
     assert "- ISA: " in view and "- onnxruntime " in view  # the numbers name the machine and versions
+    command = next(line for line in view.splitlines() if line.startswith("Command: "))  # and how to regenerate
+    assert "spdc report --frontier" in command and "--cells 1x8,4x8" in command and "bench.json" in command
     only_student = runner.invoke(cli, ["report", str(tmp_path / "s"), "--frontier", str(tmp_path / "bench.json"),
                                        "--cells", "1x8", "--out", str(tmp_path / "f2.md"), "--json"])
     assert len(json.loads(only_student.stdout)["points"]["b1 s8"]) == 3  # the baseline and the run's two

@@ -76,14 +76,16 @@ def frontier_points(document: BenchDocument, batch: int, seq_len: int,
 
 
 def write_frontier(document: BenchDocument, out: Path, *, cells: Sequence[tuple[int, int]],
-                   runs: Sequence[Path] = ()) -> FrontierResult:
-    """A markdown table per cell and one PNG (a panel per cell) of metric vs speedup, Pareto front marked."""
+                   runs: Sequence[Path] = (), command: str | None = None) -> FrontierResult:
+    """A markdown table per cell and one PNG (a panel per cell) of metric vs speedup, Pareto front marked;
+    `command`, the line that regenerates the page, is printed on it."""
     check_output_file(out, signature=FRONTIER_SIGNATURE, what="frontier report")
     panels, lines, found = [], [f"{FRONTIER_SIGNATURE.decode()} dev metric vs speedup over the dense fp32 teacher",
                                 ""], {}
     lines += [(f"Bench of {document.created[:10]}; the first model is the baseline. Metric: each artifact's own dev "
                "metric from its parity check. The bench's machine:"), "",
-              *(f"- {line}" for line in machine_header(document.machine).splitlines()), ""]
+              *(f"- {line}" for line in machine_header(document.machine).splitlines()), "",
+              *([f"Command: `{command}`", ""] if command else [])]
     for batch, seq_len in cells:
         points = frontier_points(document, batch, seq_len, runs)
         if not points:
