@@ -228,7 +228,7 @@ def shallow(task: str, seed: int) -> Job:
     """The cheap dense baseline: a 2-layer student (copies of teacher layers 3 and 6, 67% of encoder FLOPs removed)
     with kd on the same 10-epoch schedule, nothing pruned."""
     return student(task, f"l2-kd-seed{seed}", method="kd", sparsity=None, seed=seed,
-                   extra=("student.num_layers=2", "stages.0.prune=false"))
+                   extra=("student.num_layers=2", "stages.0.prune=false", "pruning=null"))
 
 
 UNSTRUCTURED = ("pruning.granularity=unstructured", "pruning.criterion=magnitude", "pruning.final_sparsity=0.9",
