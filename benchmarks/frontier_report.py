@@ -180,7 +180,7 @@ def main() -> None:
                    "dev": evaluation["dev"], "validation": evaluation["validation"], "train": evaluation["train"],
                    "flops_removed": (summary["structure"].get("flops") or {}).get("reduction"),
                    "parameters": (summary.get("fold") or {}).get("parameters", {}).get("after"),
-                   "encoder_sparsity": summary["structure"]["sparsity"]["overall"],
+                   "encoder_sparsity": (summary["structure"]["sparsity"] or {}).get("overall"),  # none: not pruned
                    "best_step": summary["best_step"], "steps": summary["steps"],
                    "wall_minutes": summary["wall_seconds"] / 60}
             for precision in PRECISIONS:
