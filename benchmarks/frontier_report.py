@@ -224,8 +224,9 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
             lines.append(f"- {task.upper()} {structure} ({STRUCTURES[structure[0]]}): {parts}. {verdict}.")
     if len(lines) > 2:
         lines.append("")
+    configs = grouped(rows)
     for task, teacher in teachers.items():
-        lines.append(target_line(task, teacher, [members for (group_task, _), members in grouped(rows).items()
+        lines.append(target_line(task, teacher, [members for (group_task, _), members in configs.items()
                                                  if group_task == task]))
     return [*lines, ""]
 
@@ -244,8 +245,7 @@ def target_line(task: str, teacher: dict, configs: list[list[dict]]) -> str:
         rate = speed(members)
         seeds = ", ".join(f"{row['int8_onnx_dev'] * 100:.2f}" for row in members)
         return (f"`{members[0]['config']}` (n={len(members)}, int8 dev {mean(members, 'int8_onnx_dev') * 100:.2f}: "
-                f"{seeds}; {rate['b1']:.2f}x / "
-                f"{rate['b32']:.2f}x)")
+                f"{seeds}; {rate['b1']:.2f}x / {rate['b32']:.2f}x)")
 
     bar = teacher["fp32_onnx_dev"]
     fast = [members for members in configs if min(speed(members).values()) >= 4]
