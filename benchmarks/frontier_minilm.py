@@ -14,7 +14,7 @@ student as soon as its task's teachers are done. The jobs:
 - grid: both tasks, structured local scope at 85% and 70% of encoder FLOPs removed for spd / kd / magnitude with
   two seeds, SPD at 50% and with global scope, and unstructured 90% with the paper's lr 6.4e-4 on MRPC. One
   learning rate (3e-4) and schedule for every method: 2 CPU cores do not fit a tuning sweep ahead of the grid.
-  Beside them, on MRPC, a dense 2-layer student distilled with kd (67% of encoder FLOPs removed by depth).
+  Beside them, on both tasks, a dense 2-layer student distilled with kd (67% of encoder FLOPs removed by depth).
 - more rows: SST-2 SPD at 85% on 24,000 training rows for 2 epochs (1,350 steps) instead of 8,000 rows for 4
   (900 steps): do the students fall short of the teacher for lack of distinct training rows?
 - precision: the MRPC teacher recipe (2 epochs, lr 1e-4) in fp32 and in bf16 autocast, two seeds each: does bf16
@@ -299,6 +299,7 @@ def queue() -> list[Job]:
         *compared("sst2", 0.7, 42),
         *compared("sst2", 0.7, 43), *extra_points("sst2", 42), *extra_points("mrpc", 43), *extra_points("sst2", 43),
         *tuning_jobs(), sentence_like(0.85, 42), sentence_like(0.7, 42), sentence_like(0.85, 43),
+        shallow("sst2", 42), shallow("sst2", 43),
     ]
 
 
