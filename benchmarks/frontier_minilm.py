@@ -22,7 +22,7 @@ student as soon as its task's teachers are done. The jobs:
 - tuning: on SST-2 at 85%, each method at learning rates 1e-4 and 6.4e-4 beside the grid's 3e-4, and
   SPD's constant-then-linear grafting ramp; compared on the validation split, never on dev.
 - sentences (last): SST-2 SPD at 85% (two seeds) and 70% trained on 8,000 sentence-like rows (at least 12 words)
-  instead of the first 8,000, which are mostly short phrases.
+  instead of the first 8,000, which are mostly short phrases; then at 85% on 16,000 of them for twice the steps.
 """
 
 from __future__ import annotations
@@ -250,31 +250,38 @@ def more_rows() -> Job:
 SENTENCE_WORDS = 12  # SST-2 training rows are mostly phrases (median 7 words); its dev rows are sentences (19)
 
 
-SENTENCES = RUNS / "data" / f"sst2-sentences{SENTENCE_WORDS}"
+def sentences_folder(rows: int) -> Path:
+    return RUNS / "data" / (f"sst2-sentences{SENTENCE_WORDS}" + ("" if rows == 8000 else f"-{rows // 1000}k"))
 
 
-def write_sentence_rows() -> None:
-    """A GLUE-layout folder whose train.tsv holds SST-2's first 8,000 training rows of at least SENTENCE_WORDS
-    words (median 18, near dev's 19) and whose dev.tsv is SST-2's own. Chosen by input length alone, never by a
-    dev label; written once (staged, then renamed)."""
-    if SENTENCES.is_dir():
+def write_sentence_rows(rows: int) -> None:
+    """A GLUE-layout folder whose train.tsv holds SST-2's first `rows` training rows of at least SENTENCE_WORDS
+    words (median 18, near dev's 19; 20,358 rows qualify) and whose dev.tsv is SST-2's own. Chosen by input
+    length alone, never by a dev label; written once (staged, then renamed)."""
+    folder = sentences_folder(rows)
+    if folder.is_dir():
         return
     source = Path(os.environ.get("SPDC_DATA_DIR", ROOT.parent / "shared" / "data")) / "glue" / "SST-2"
-    header, *rows = (source / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [row for row in rows if len(row.split("\t")[0].split()) >= SENTENCE_WORDS][:8000]
-    staging = SENTENCES.with_name(f".{SENTENCES.name}.partial")
+    header, *lines = (source / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if len(line.split("\t")[0].split()) >= SENTENCE_WORDS][:rows]
+    staging = folder.with_name(f".{folder.name}.partial")
     staging.mkdir(parents=True, exist_ok=True)
     (staging / "train.tsv").write_text(header + "".join(kept), encoding="utf-8")
     (staging / "dev.tsv").write_bytes((source / "dev.tsv").read_bytes())
-    staging.rename(SENTENCES)
+    staging.rename(folder)
 
 
-def sentence_like(sparsity: float, seed: int) -> Job:
-    """SST-2 SPD on 8,000 sentence-like training rows instead of the first 8,000 (mostly short phrases), same
-    steps: do the students fall short of the teacher on dev because they rarely see a sentence? (The teacher
-    trained on all 60,614 rows, about 13,000 of them of 15 words or more.)"""
-    return student("sst2", f"s{round(sparsity * 100)}-spd-sentences-seed{seed}", method="spd", sparsity=sparsity,
-                   seed=seed, extra=(f"task.data_dir={SENTENCES}",))
+def sentence_like(sparsity: float, seed: int, rows: int = 8000) -> Job:
+    """SST-2 SPD on sentence-like training rows instead of the first 8,000 (mostly short phrases): 8,000 of them
+    for the grid's 900 steps, or 16,000 for 1,800 (the same 2 + 2 epochs). Do the students fall short of the
+    teacher on dev because they rarely see a sentence? (The teacher trained on all 60,614 rows, about 13,000 of
+    them of 15 words or more.)"""
+    size = "" if rows == 8000 else f"{rows // 1000}k"
+    extra: tuple[str, ...] = (f"task.data_dir={sentences_folder(rows)}",)
+    if rows != 8000:  # the recipe's own max_train_samples is 8000
+        extra += (f"task.max_train_samples={rows}", "stages.0.eval_every_steps=150", "stages.1.eval_every_steps=150")
+    return student("sst2", f"s{round(sparsity * 100)}-spd-sentences{size}-seed{seed}", method="spd",
+                   sparsity=sparsity, seed=seed, extra=extra)
 
 
 def tuning_jobs() -> list[Job]:
@@ -300,6 +307,7 @@ def queue() -> list[Job]:
         *compared("sst2", 0.7, 43), *extra_points("sst2", 42), *extra_points("mrpc", 43), *extra_points("sst2", 43),
         *tuning_jobs(), sentence_like(0.85, 42), sentence_like(0.7, 42), sentence_like(0.85, 43),
         shallow("sst2", 42), shallow("sst2", 43),
+        sentence_like(0.85, 42, rows=16000), sentence_like(0.85, 43, rows=16000),
     ]
 
 
@@ -311,8 +319,9 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     jobs = [job for job in queue() if args.only is None or job.name.startswith(tuple(args.only))]
-    if not args.dry_run and any(f"task.data_dir={SENTENCES}" in job.overrides for job in jobs):
-        write_sentence_rows()
+    for rows in (8000, 16000):
+        if not args.dry_run and any(f"task.data_dir={sentences_folder(rows)}" in job.overrides for job in jobs):
+            write_sentence_rows(rows)
     run_queue(jobs, args.workers, args.dry_run)
 
 
