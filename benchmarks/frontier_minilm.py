@@ -22,7 +22,8 @@ student as soon as its task's teachers are done. The jobs:
 - tuning: on SST-2 at 85%, each method at learning rates 1e-4 and 6.4e-4 beside the grid's 3e-4, and
   SPD's constant-then-linear grafting ramp; compared on the validation split, never on dev.
 - sentences (last): SST-2 SPD at 85% (two seeds) and 70% trained on 8,000 sentence-like rows (at least 12 words)
-  instead of the first 8,000, which are mostly short phrases; then at 85% on 16,000 of them for twice the steps.
+  instead of the first 8,000, which are mostly short phrases; then at 85% on 16,000 of them for twice the steps,
+  and kd at 85% on the 8,000 (two seeds): is the gain the data's or SPD's?
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ def write_sentence_rows(rows: int) -> None:
     staging.rename(folder)
 
 
-def sentence_like(sparsity: float, seed: int, rows: int = 8000) -> Job:
+def sentence_like(sparsity: float, seed: int, rows: int = 8000, method: str = "spd") -> Job:
     """SST-2 SPD on sentence-like training rows instead of the first 8,000 (mostly short phrases): 8,000 of them
     for the grid's 900 steps, or 16,000 for 1,800 (the same 2 + 2 epochs). Do the students fall short of the
     teacher on dev because they rarely see a sentence? (The teacher trained on all 60,614 rows, about 13,000 of
@@ -280,7 +281,7 @@ def sentence_like(sparsity: float, seed: int, rows: int = 8000) -> Job:
     extra: tuple[str, ...] = (f"task.data_dir={sentences_folder(rows)}",)
     if rows != 8000:  # the recipe's own max_train_samples is 8000
         extra += (f"task.max_train_samples={rows}", "stages.0.eval_every_steps=150", "stages.1.eval_every_steps=150")
-    return student("sst2", f"s{round(sparsity * 100)}-spd-sentences{size}-seed{seed}", method="spd",
+    return student("sst2", f"s{round(sparsity * 100)}-{method}-sentences{size}-seed{seed}", method=method,
                    sparsity=sparsity, seed=seed, extra=extra)
 
 
@@ -308,6 +309,7 @@ def queue() -> list[Job]:
         *tuning_jobs(), sentence_like(0.85, 42), sentence_like(0.7, 42), sentence_like(0.85, 43),
         shallow("sst2", 42), shallow("sst2", 43),
         sentence_like(0.85, 42, rows=16000), sentence_like(0.85, 43, rows=16000),
+        sentence_like(0.85, 42, method="kd"), sentence_like(0.85, 43, method="kd"),
     ]
 
 
