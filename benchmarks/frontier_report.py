@@ -201,10 +201,12 @@ def grouped(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
 def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
     """The comparisons and targets the issue asks about, computed from the rows."""
     lines = ["## Reading", ""]
-    grid = [row for row in rows if not row["variant"]]
+    compared_rows = [row for row in rows if not row["variant"].startswith(TUNING)]  # the grid and its data variants
     for task in TASKS:
-        for structure in sorted({row["structure"] for row in grid if row["task"] == task}, reverse=True):
-            by_method = {method: [row["dev"] for row in grid if row["task"] == task and row["structure"] == structure
+        settings = {(row["structure"], row["variant"]) for row in compared_rows if row["task"] == task}
+        for structure, variant in sorted(sorted(settings, reverse=True), key=lambda setting: setting[1]):
+            by_method = {method: [row["dev"] for row in compared_rows if row["task"] == task
+                                  and (row["structure"], row["variant"]) == (structure, variant)
                                   and row["method"] == method] for method in METHODS}
             present = {method: values for method, values in by_method.items() if values}
             if len(present) < 2:
@@ -221,7 +223,7 @@ def reading(rows: list[dict], teachers: dict[str, dict]) -> list[str]:
             single = [method for method in order if method not in compared]
             if single:
                 verdict += ("; " if verdict else "") + f"{', '.join(single)}: one seed, not compared"
-            lines.append(f"- {task.upper()} {structure} ({STRUCTURES[structure[0]]}): {parts}. {verdict}.")
+            lines.append(f"- {task.upper()} {structure}{variant} ({STRUCTURES[structure[0]]}): {parts}. {verdict}.")
     if len(lines) > 2:
         lines.append("")
     configs = grouped(rows)
