@@ -273,10 +273,10 @@ def write_sentence_rows(rows: int) -> None:
 
 
 def sentence_like(sparsity: float, seed: int, rows: int = 8000, method: str = "spd") -> Job:
-    """SST-2 SPD on sentence-like training rows instead of the first 8,000 (mostly short phrases): 8,000 of them
-    for the grid's 900 steps, or 16,000 for 1,800 (the same 2 + 2 epochs). Do the students fall short of the
-    teacher on dev because they rarely see a sentence? (The teacher trained on all 60,614 rows, about 13,000 of
-    them of 15 words or more.)"""
+    """An SST-2 student (SPD unless `method` says otherwise) on sentence-like training rows instead of the first
+    8,000 (mostly short phrases): 8,000 of them for the grid's 900 steps, or 16,000 for 1,800 (the same 2 + 2
+    epochs). Do the students fall short of the teacher on dev because they rarely see a sentence? (The teacher
+    trained on all 60,614 rows, about 13,000 of them of 15 words or more.)"""
     size = "" if rows == 8000 else f"{rows // 1000}k"
     extra: tuple[str, ...] = (f"task.data_dir={sentences_folder(rows)}",)
     if rows != 8000:  # the recipe's own max_train_samples is 8000

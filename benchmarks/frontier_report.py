@@ -429,7 +429,8 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
               "`int8 dev` is the deployed int8 ONNX artifact's own dev metric from its parity check. Spread = max - "
               "min over seeds. Rows with a suffix are variants (seed 42; n counts any more): lr or ramp = tuning "
               "runs, rows24k = SST-2 on its first 24,000 training rows for 2 epochs (1 + 1), sentences = SST-2 on "
-              "8,000 training rows of at least 12 words instead of its first 8,000."), ""]
+              "8,000 training rows of at least 12 words instead of its first 8,000 (sentences16k: 16,000 of them, "
+              "1,800 steps)."), ""]
     lines += reading(rows, teachers)
     lines += tuning_section(rows)
     lines += precision_section(precision_runs())
