@@ -46,6 +46,7 @@ LOGS = RUNS / "logs"
 METHODS = ("spd", "kd", "magnitude")
 TUNING_RATES = ("1.0e-4", "3.0e-4", "6.4e-4")
 SEEDS = (42, 43)
+DATA_DIR = Path(os.environ.get("SPDC_DATA_DIR", ROOT.parent / "shared" / "data"))  # what every job reads
 GRID_RATE = "3.0e-4"  # one learning rate for every method in the grid (tuning, last in the queue, checks it)
 
 
@@ -102,7 +103,7 @@ def run_job(job: Job) -> int:
         return 0
     LOGS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.setdefault("SPDC_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    env.setdefault("SPDC_DATA_DIR", str(DATA_DIR))
     with (LOGS / f"{job.name}.log").open("a", encoding="utf-8") as log, (LOGS / f"{job.name}.json").open("w") as out:
         log.write(f"$ {' '.join(job.argv())}\n")
         log.flush()
@@ -249,10 +250,17 @@ def more_rows() -> Job:
 
 
 SENTENCE_WORDS = 12  # SST-2 training rows are mostly phrases (median 7 words); its dev rows are sentences (19)
+RECIPE_ROWS = 8000  # the SST-2 frontier recipe's task.max_train_samples
+
+
+def sentences_size(rows: int) -> str:
+    """How a sentence set's row count shows in its folder and job names: nothing for the recipe's own count."""
+    return "" if rows == RECIPE_ROWS else f"{rows // 1000}k"
 
 
 def sentences_folder(rows: int) -> Path:
-    return RUNS / "data" / (f"sst2-sentences{SENTENCE_WORDS}" + ("" if rows == 8000 else f"-{rows // 1000}k"))
+    size = sentences_size(rows)
+    return RUNS / "data" / f"sst2-sentences{SENTENCE_WORDS}{f'-{size}' if size else ''}"
 
 
 def write_sentence_rows(rows: int) -> None:
@@ -262,7 +270,7 @@ def write_sentence_rows(rows: int) -> None:
     folder = sentences_folder(rows)
     if folder.is_dir():
         return
-    source = Path(os.environ.get("SPDC_DATA_DIR", ROOT.parent / "shared" / "data")) / "glue" / "SST-2"
+    source = DATA_DIR / "glue" / "SST-2"
     header, *lines = (source / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [line for line in lines if len(line.split("\t")[0].split()) >= SENTENCE_WORDS][:rows]
     staging = folder.with_name(f".{folder.name}.partial")
@@ -272,14 +280,14 @@ def write_sentence_rows(rows: int) -> None:
     staging.rename(folder)
 
 
-def sentence_like(sparsity: float, seed: int, rows: int = 8000, method: str = "spd") -> Job:
+def sentence_like(sparsity: float, seed: int, rows: int = RECIPE_ROWS, method: str = "spd") -> Job:
     """An SST-2 student (SPD unless `method` says otherwise) on sentence-like training rows instead of the first
     8,000 (mostly short phrases): 8,000 of them for the grid's 900 steps, or 16,000 for 1,800 (the same 2 + 2
     epochs). Do the students fall short of the teacher on dev because they rarely see a sentence? (The teacher
     trained on all 60,614 rows, about 13,000 of them of 15 words or more.)"""
-    size = "" if rows == 8000 else f"{rows // 1000}k"
+    size = sentences_size(rows)
     extra: tuple[str, ...] = (f"task.data_dir={sentences_folder(rows)}",)
-    if rows != 8000:  # the recipe's own max_train_samples is 8000
+    if size:
         extra += (f"task.max_train_samples={rows}", "stages.0.eval_every_steps=150", "stages.1.eval_every_steps=150")
     return student("sst2", f"s{round(sparsity * 100)}-{method}-sentences{size}-seed{seed}", method=method,
                    sparsity=sparsity, seed=seed, extra=extra)
@@ -321,7 +329,7 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     jobs = [job for job in queue() if args.only is None or job.name.startswith(tuple(args.only))]
-    for rows in (8000, 16000):
+    for rows in (RECIPE_ROWS, 16000):
         if not args.dry_run and any(f"task.data_dir={sentences_folder(rows)}" in job.overrides for job in jobs):
             write_sentence_rows(rows)
     run_queue(jobs, args.workers, args.dry_run)
