@@ -280,17 +280,22 @@ def write_sentence_rows(rows: int) -> None:
     staging.rename(folder)
 
 
-def sentence_like(sparsity: float, seed: int, rows: int = RECIPE_ROWS, method: str = "spd") -> Job:
+def sentence_like(sparsity: float, seed: int, rows: int = RECIPE_ROWS, method: str = "spd",
+                  global_scope: bool = False) -> Job:
     """An SST-2 student (SPD unless `method` says otherwise) on sentence-like training rows instead of the first
     8,000 (mostly short phrases): 8,000 of them for the grid's 900 steps, or 16,000 for 1,800 (the same 2 + 2
     epochs). Do the students fall short of the teacher on dev because they rarely see a sentence? (The teacher
-    trained on all 60,614 rows, about 13,000 of them of 15 words or more.)"""
+    trained on all 60,614 rows, about 13,000 of them of 15 words or more.) With `global_scope`, layers keep
+    uneven counts (g instead of s in the name, as on the grid)."""
     size = sentences_size(rows)
     extra: tuple[str, ...] = (f"task.data_dir={sentences_folder(rows)}",)
     if size:
         extra += (f"task.max_train_samples={rows}", "stages.0.eval_every_steps=150", "stages.1.eval_every_steps=150")
-    return student("sst2", f"s{round(sparsity * 100)}-{method}-sentences{size}-seed{seed}", method=method,
-                   sparsity=sparsity, seed=seed, extra=extra)
+    if global_scope:
+        extra += ("pruning.scope=global",)
+    structure = f"{'g' if global_scope else 's'}{round(sparsity * 100)}"
+    return student("sst2", f"{structure}-{method}-sentences{size}-seed{seed}", method=method, sparsity=sparsity,
+                   seed=seed, extra=extra)
 
 
 def tuning_jobs() -> list[Job]:
@@ -306,7 +311,7 @@ def queue() -> list[Job]:
     MRPC at 85% for the three methods; the MRPC students the deployment benchmark uses (50%, global scope,
     unstructured 90% at the paper's lr); bf16 vs fp32 (four short runs); SST-2 at 85%; the second seed of both;
     SST-2 on more rows; 70% on both tasks and the 2-layer baseline; the remaining frontier points; tuning; SST-2 on
-    sentence-like rows (SPD at 85%, 70% and 80%, kd at 85%, 16,000 rows at 85%)."""
+    sentence-like rows (SPD at 85%, 70% and 80%, kd at 85%, 16,000 rows at 85%, global scope at 80%)."""
     unstructured = student("mrpc", "u90-spd-lr6.4e-4-seed42", method="spd", sparsity=None, seed=42, lr="6.4e-4",
                            extra=UNSTRUCTURED)
     return [
@@ -320,6 +325,7 @@ def queue() -> list[Job]:
         sentence_like(0.85, 42, rows=16000), sentence_like(0.85, 43, rows=16000),
         sentence_like(0.85, 42, method="kd"), sentence_like(0.85, 43, method="kd"),
         sentence_like(0.7, 43), sentence_like(0.8, 42), sentence_like(0.8, 43),
+        sentence_like(0.8, 42, global_scope=True),
     ]
 
 
