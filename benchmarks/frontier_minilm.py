@@ -325,7 +325,7 @@ def queue() -> list[Job]:
         sentence_like(0.85, 42, rows=16000), sentence_like(0.85, 43, rows=16000),
         sentence_like(0.85, 42, method="kd"), sentence_like(0.85, 43, method="kd"),
         sentence_like(0.7, 43), sentence_like(0.8, 42), sentence_like(0.8, 43),
-        sentence_like(0.8, 42, global_scope=True),
+        sentence_like(0.8, 42, global_scope=True), sentence_like(0.8, 43, global_scope=True),
     ]
 
 
