@@ -311,7 +311,8 @@ def queue() -> list[Job]:
     MRPC at 85% for the three methods; the MRPC students the deployment benchmark uses (50%, global scope,
     unstructured 90% at the paper's lr); bf16 vs fp32 (four short runs); SST-2 at 85%; the second seed of both;
     SST-2 on more rows; 70% on both tasks and the 2-layer baseline; the remaining frontier points; tuning; SST-2 on
-    sentence-like rows (SPD at 85%, 70% and 80%, kd at 85%, 16,000 rows at 85%, global scope at 80%)."""
+    sentence-like rows (SPD at 85%, 70% and 80%, kd and magnitude at 85%, 16,000 rows at 85%, global scope at
+    80%)."""
     unstructured = student("mrpc", "u90-spd-lr6.4e-4-seed42", method="spd", sparsity=None, seed=42, lr="6.4e-4",
                            extra=UNSTRUCTURED)
     return [
@@ -326,6 +327,7 @@ def queue() -> list[Job]:
         sentence_like(0.85, 42, method="kd"), sentence_like(0.85, 43, method="kd"),
         sentence_like(0.7, 43), sentence_like(0.8, 42), sentence_like(0.8, 43),
         sentence_like(0.8, 42, global_scope=True), sentence_like(0.8, 43, global_scope=True),
+        sentence_like(0.85, 42, method="magnitude"), sentence_like(0.85, 43, method="magnitude"),
     ]
 
 
