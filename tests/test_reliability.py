@@ -10,6 +10,7 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -386,6 +387,34 @@ def test_unwritable_destination_is_an_output_error_and_leaves_nothing(tmp_path: 
     with pytest.raises(OutputError, match=r"cannot write .*folder: no space left"), \
             atomic_directory(tmp_path / "folder") as staging:
         atomic_write_text(staging / "inner.txt", "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantising_on_a_full_disk_is_an_output_error_and_leaves_nothing(tiny_model_dir: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX truncates onnxruntime's shape-inferred copy silently on a full disk (the quantizer then fails on an
+    empty model with "Failed to find proper ai.onnx domain"): spdc checks the room first."""
+    import spdc.deploy.quantize as quantize
+
+    monkeypatch.setattr(quantize.shutil, "disk_usage", lambda folder: SimpleNamespace(free=0))
+    result = invoke("export", str(tiny_model_dir), "--quantize", "dynamic-int8", "--no-validate",
+                    "--out", str(tmp_path / "int8"), "--json")
+    expect_error(result, 8, "OutputError", "no space left on the device: int8 quantisation needs about")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_quantizer_is_an_artifact_error_naming_the_model(tiny_model_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime.quantization
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("Failed to find proper ai.onnx domain")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", broken)
+    result = invoke("export", str(tiny_model_dir), "--quantize", "dynamic-int8", "--no-validate",
+                    "--out", str(tmp_path / "int8"), "--json")
+    expect_error(result, 6, "ArtifactError", "could not quantise optimized.onnx (dynamic int8, per-channel weights)"
+                 ": ValueError: Failed to find proper ai.onnx domain")
     assert list(tmp_path.iterdir()) == []
 
 

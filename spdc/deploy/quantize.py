@@ -15,12 +15,15 @@ Intel Neural Compressor's accuracy-aware tuning, with onnxruntime's `nodes_to_ex
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from spdc.core.errors import ArtifactError, OutputError
 from spdc.deploy.sessions import create_session, quiet_onnxruntime_tools
 
 Feeds = dict[str, np.ndarray]
@@ -71,9 +74,29 @@ class _Calibration:
         return next(self._feeds, None)
 
 
+def onnx_bytes(path: Path) -> int:
+    """The size of an ONNX model with its external-data files (named after it, as torch.onnx writes them)."""
+    return sum(file.stat().st_size for file in path.parent.glob(f"{path.name}*") if file.is_file())
+
+
+def check_space(source: Path, out: Path, mode: str) -> None:
+    """Refuse to quantise without room for onnxruntime's copies: it writes a shape-inferred copy of `source`
+    beside it (static int8 also a calibration copy in the temp folder), and ONNX truncates those silently when
+    the disk is full, so the quantizer would fail later on an empty model with an unrelated message."""
+    needed = 2 * onnx_bytes(source)
+    folders = {source.parent, out.parent, *((Path(tempfile.gettempdir()),) if mode == "static" else ())}
+    for folder in sorted(folders):
+        free = shutil.disk_usage(folder).free
+        if free < needed:
+            reason = (f"no space left on the device: int8 quantisation needs about {needed / 2**20:.1f} MiB free "
+                      f"in {folder}, {free / 2**20:.1f} MiB are")
+            raise OutputError(f"cannot write {out}: {reason}", reason=reason)
+
+
 def quantize_int8(source: Path, out: Path, options: Int8Options, *, exclude: Sequence[str] = (),
                   only: Sequence[str] | None = None, calibration: Sequence[Feeds] = ()) -> None:
-    """Quantise `source` into `out`; `exclude` stays fp32, `only` (when given) is all that is quantised."""
+    """Quantise `source` into `out`; `exclude` stays fp32, `only` (when given) is all that is quantised.
+    Failures of onnxruntime's quantizer (untyped, deep in its code) become `ArtifactError`s naming the model."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -87,20 +110,28 @@ def quantize_int8(source: Path, out: Path, options: Int8Options, *, exclude: Seq
     exclude = [*exclude, *head_nodes(source)]
     # fused contrib ops defeat ONNX shape inference; their outputs are float tensors
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    with quiet_onnxruntime_tools():
-        if options.mode == "static":
-            if not calibration:
-                raise ValueError("static int8 needs calibration rows")
-            quantize_static(str(source), str(out), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=op_types, per_channel=options.per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_quantize=list(only) if only is not None else None,
-                            nodes_to_exclude=list(exclude), calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={**extra, "MatMulConstBOnly": True})
-        else:
-            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=options.per_channel,
-                             op_types_to_quantize=op_types, nodes_to_quantize=list(only) if only is not None else None,
-                             nodes_to_exclude=list(exclude), extra_options=extra)
+    if options.mode == "static" and not calibration:
+        raise ValueError("static int8 needs calibration rows")
+    check_space(source, out, options.mode)
+    try:
+        with quiet_onnxruntime_tools():
+            if options.mode == "static":
+                quantize_static(str(source), str(out), _Calibration(calibration), quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=op_types, per_channel=options.per_channel,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                nodes_to_quantize=list(only) if only is not None else None,
+                                nodes_to_exclude=list(exclude), calibrate_method=CalibrationMethod.MinMax,
+                                extra_options={**extra, "MatMulConstBOnly": True})
+            else:
+                quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8,
+                                 per_channel=options.per_channel, op_types_to_quantize=op_types,
+                                 nodes_to_quantize=list(only) if only is not None else None,
+                                 nodes_to_exclude=list(exclude), extra_options=extra)
+    except OSError:
+        raise  # the staging folder reports it as an OutputError naming the destination
+    except Exception as error:
+        raise ArtifactError(f"onnxruntime could not quantise {source.name} ({options.label()}): "
+                            f"{type(error).__name__}: {error}") from error
 
 
 def _logits(path: Path, feeds: Sequence[Feeds]) -> np.ndarray:
