@@ -431,7 +431,8 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
               "min over seeds. Rows with a suffix are variants (seed 42; n counts any more): lr or ramp = tuning "
               "runs, rows24k = SST-2 on its first 24,000 training rows for 2 epochs (1 + 1), sentences = SST-2 on "
               "8,000 training rows of at least 12 words instead of its first 8,000 (sentences16k: 16,000 of them, "
-              "1,800 steps)."), ""]
+              "1,800 steps), full = SST-2 on all its training rows (10% held out) for the teacher's 2 epochs (1 + 1, "
+              "3,790 steps)."), ""]
     lines += reading(rows, teachers)
     lines += tuning_section(rows)
     lines += precision_section(precision_runs())
