@@ -24,7 +24,8 @@ student as soon as its task's teachers are done. The jobs:
 - sentences (last): SST-2 SPD at 85% and 70% trained on 8,000 sentence-like rows (at least 12 words) instead of
   the first 8,000, which are mostly short phrases; then at 85% on 16,000 of them for twice the steps; kd and
   magnitude at 85% on the 8,000 (is the gain the data's or SPD's?); SPD at 80%, local and global. Two seeds each.
-- all rows (last): SST-2 SPD at 80% with global scope on all of SST-2's training rows for the teacher's 2 epochs.
+- all rows (last): SST-2 SPD, then kd, at 80% with global scope on all of SST-2's training rows for the
+  teacher's 2 epochs, two seeds each.
 """
 
 from __future__ import annotations
@@ -302,11 +303,12 @@ def sentence_like(sparsity: float, seed: int, rows: int = RECIPE_ROWS, method: s
                    seed=seed, extra=extra)
 
 
-def all_rows(seed: int) -> Job:
-    """SST-2 SPD at 80% with global scope (the sentence rows' fastest point within reach) on every training row the
+def all_rows(seed: int, method: str = "spd") -> Job:
+    """SST-2 at 80% with global scope (the sentence rows' fastest point within reach) on every training row the
     teacher saw (67,349, 10% held out), 2 epochs (1 + 1, 3,790 steps, the teacher's own schedule): the 8,000-row
-    students plateau near 87 at 70%, 80% and 85% alike, so is the ceiling the teacher's data they never see?"""
-    return student("sst2", f"g80-spd-full-seed{seed}", method="spd", sparsity=0.8, seed=seed,
+    students plateau near 87 at 70%, 80% and 85% alike, so is the ceiling the teacher's data they never see?
+    SPD first, then kd on the same rows (is a gain the data's or SPD's?)."""
+    return student("sst2", f"g80-{method}-full-seed{seed}", method=method, sparsity=0.8, seed=seed,
                    extra=("task.max_train_samples=null", "stages.0.epochs=1", "stages.1.epochs=1",
                           "stages.0.eval_every_steps=300", "stages.1.eval_every_steps=300", *GLOBAL_SCOPE))
 
@@ -325,7 +327,7 @@ def queue() -> list[Job]:
     unstructured 90% at the paper's lr); bf16 vs fp32 (four short runs); SST-2 at 85%; the second seed of both;
     SST-2 on more rows; 70% on both tasks and the 2-layer baseline; the remaining frontier points; tuning; SST-2 on
     sentence-like rows (SPD at 85%, 70% and 80%, kd and magnitude at 85%, 16,000 rows at 85%, global scope at
-    80%); SST-2 on all its training rows (global 80%)."""
+    80%); SST-2 on all its training rows (SPD, then kd, at global 80%)."""
     unstructured = student("mrpc", "u90-spd-lr6.4e-4-seed42", method="spd", sparsity=None, seed=42, lr="6.4e-4",
                            extra=UNSTRUCTURED)
     return [
@@ -341,7 +343,7 @@ def queue() -> list[Job]:
         sentence_like(0.7, 43), sentence_like(0.8, 42), sentence_like(0.8, 43),
         sentence_like(0.8, 42, global_scope=True), sentence_like(0.8, 43, global_scope=True),
         sentence_like(0.85, 42, method="magnitude"), sentence_like(0.85, 43, method="magnitude"),
-        all_rows(42), all_rows(43),
+        all_rows(42), all_rows(43), all_rows(42, method="kd"), all_rows(43, method="kd"),
     ]
 
 
