@@ -362,7 +362,7 @@ def test_derived_teacher_folder_with_user_files_is_refused(compress_recipe, tmp_
 # --- atomic writes ----------------------------------------------------------------------------------------------
 
 def test_export_stages_beside_its_destination_across_file_systems(tiny_model_dir: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
     shm = Path("/dev/shm")
@@ -403,8 +403,8 @@ def test_quantising_on_a_full_disk_is_an_output_error_and_leaves_nothing(tiny_mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failing_quantizer_is_an_artifact_error_naming_the_model(tiny_model_dir: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_quantizer_is_an_artifact_error_with_its_message(tiny_model_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import onnxruntime.quantization
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -413,8 +413,8 @@ def test_a_failing_quantizer_is_an_artifact_error_naming_the_model(tiny_model_di
     monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", broken)
     result = invoke("export", str(tiny_model_dir), "--quantize", "dynamic-int8", "--no-validate",
                     "--out", str(tmp_path / "int8"), "--json")
-    expect_error(result, 6, "ArtifactError", "could not quantise optimized.onnx (dynamic int8, per-channel weights)"
-                 ": ValueError: Failed to find proper ai.onnx domain")
+    expect_error(result, 6, "ArtifactError", "quantizer failed on the exported fp32 graph (dynamic int8, "
+                 "per-channel weights): ValueError: Failed to find proper ai.onnx domain")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -96,7 +96,7 @@ def check_space(source: Path, out: Path, mode: str) -> None:
 def quantize_int8(source: Path, out: Path, options: Int8Options, *, exclude: Sequence[str] = (),
                   only: Sequence[str] | None = None, calibration: Sequence[Feeds] = ()) -> None:
     """Quantise `source` into `out`; `exclude` stays fp32, `only` (when given) is all that is quantised.
-    Failures of onnxruntime's quantizer (untyped, deep in its code) become `ArtifactError`s naming the model."""
+    Failures of onnxruntime's quantizer (untyped, deep in its code) become `ArtifactError`s with its message."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -130,7 +130,7 @@ def quantize_int8(source: Path, out: Path, options: Int8Options, *, exclude: Seq
     except OSError:
         raise  # the staging folder reports it as an OutputError naming the destination
     except Exception as error:
-        raise ArtifactError(f"onnxruntime could not quantise {source.name} ({options.label()}): "
+        raise ArtifactError(f"onnxruntime's quantizer failed on the exported fp32 graph ({options.label()}): "
                             f"{type(error).__name__}: {error}") from error
 
 
