@@ -29,6 +29,8 @@ from spdc.benchmark.timing import interleaved_order, latency_stats, time_calls
 from spdc.core.version import VERSION
 from spdc.recipe.schema import TaskConfig
 
+UNSTEADY_BASELINE = 0.10  # baseline std / median above which a cell's speedups are flagged in the notes
+
 
 @dataclass
 class BenchSettings:
@@ -77,7 +79,11 @@ def run_bench(paths: list[Path], settings: BenchSettings,
                     timings[index] += time_calls(functools.partial(models[index].run, feeds),
                                                  warmup_s=settings.warmup_s / settings.rounds,
                                                  time_s=settings.time_s / settings.rounds)
-            results += _cell_results(models, timings, batch=batch, seq_len=seq_len)
+            cells = _cell_results(models, timings, batch=batch, seq_len=seq_len)
+            note = unsteady_baseline(cells)
+            if note:
+                notes.append(note)
+            results += cells
     return BenchDocument(
         spdc=VERSION, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         machine=machine_info(provider, intra_op_threads=settings.threads),
@@ -94,6 +100,17 @@ def run_bench(paths: list[Path], settings: BenchSettings,
         ) for index, model in enumerate(models)],
         order=schedule, results=results, notes=[*settings.notes, *notes],
     )
+
+
+def unsteady_baseline(cells: list[CellResult]) -> str | None:
+    """A note when the baseline (model 0, every speedup's numerator) ran unsteadily in a cell: on shared or
+    virtual machines its reading has moved 10-20% between benches minutes apart, and every ratio moves with it."""
+    baseline = cells[0]
+    spread = baseline.latency_ms["std"] / baseline.latency_ms["median"]
+    if spread <= UNSTEADY_BASELINE:
+        return None
+    return (f"{baseline.label} (the baseline) was unsteady at batch {baseline.batch}, length {baseline.seq_len}: "
+            f"std {spread:.0%} of its median latency; that cell's speedups move with it, bench again to confirm")
 
 
 def _cell_results(models: list[BenchModel], timings: list[list[float]], *, batch: int, seq_len: int
