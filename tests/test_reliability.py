@@ -362,7 +362,7 @@ def test_derived_teacher_folder_with_user_files_is_refused(compress_recipe, tmp_
 # --- atomic writes ----------------------------------------------------------------------------------------------
 
 def test_export_stages_beside_its_destination_across_file_systems(tiny_model_dir: Path, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
     shm = Path("/dev/shm")
