@@ -206,12 +206,17 @@ def chosen_teacher(task: str) -> Path:
 
 # --- students --------------------------------------------------------------------------------------------------
 
+def both_stages(setting: str) -> tuple[str, str]:
+    """One `key=value` for the prune-graft stage and the fine-tune stage alike."""
+    return f"stages.0.{setting}", f"stages.1.{setting}"
+
+
 def student(task: str, name: str, *, method: str, sparsity: float | None, seed: int, lr: str = GRID_RATE,
             extra: tuple[str, ...] = ()) -> Job:
     """A compression run of the task's frontier recipe, distilled from the task's chosen teacher (linked when the
     teacher candidates are finished, before the job starts)."""
     overrides = [f"method={method}", f"seed={seed}", f"teacher.model={RUNS / 'teachers' / f'minilm-{task}' / 'model'}",
-                 f"stages.0.learning_rate={lr}", f"stages.1.learning_rate={lr}"]
+                 *both_stages(f"learning_rate={lr}")]
     if sparsity is not None:
         overrides += [f"pruning.head_sparsity={sparsity}", f"pruning.neuron_sparsity={sparsity}"]
     return Job(f"{task}-{name}", "compress", f"minilm-{task}-frontier.yaml", (*overrides, *extra), needs=(task,))
@@ -250,8 +255,8 @@ def more_rows() -> Job:
     students reach 92-93% on held-out training rows but 84-85% on dev, so the test is whether distinct rows, not
     steps, are what they lack."""
     return student("sst2", "s85-spd-rows24k-seed42", method="spd", sparsity=0.85, seed=42,
-                   extra=("task.max_train_samples=24000", "stages.0.epochs=1", "stages.1.epochs=1",
-                          "stages.0.eval_every_steps=150", "stages.1.eval_every_steps=150"))
+                   extra=("task.max_train_samples=24000", *both_stages("epochs=1"),
+                          *both_stages("eval_every_steps=150")))
 
 
 SENTENCE_WORDS = 12  # SST-2 training rows are mostly phrases (median 7 words); its dev rows are sentences (19)
@@ -295,7 +300,7 @@ def sentence_like(sparsity: float, seed: int, rows: int = RECIPE_ROWS, method: s
     size = sentences_size(rows)
     extra: tuple[str, ...] = (f"task.data_dir={sentences_folder(rows)}",)
     if size:
-        extra += (f"task.max_train_samples={rows}", "stages.0.eval_every_steps=150", "stages.1.eval_every_steps=150")
+        extra += (f"task.max_train_samples={rows}", *both_stages("eval_every_steps=150"))
     if global_scope:
         extra += GLOBAL_SCOPE
     structure = f"{'g' if global_scope else 's'}{round(sparsity * 100)}"
@@ -309,8 +314,8 @@ def all_rows(seed: int, method: str = "spd") -> Job:
     students plateau near 87 at 70%, 80% and 85% alike, so is the ceiling the teacher's data they never see?
     SPD first, then kd on the same rows (is a gain the data's or SPD's?)."""
     return student("sst2", f"g80-{method}-full-seed{seed}", method=method, sparsity=0.8, seed=seed,
-                   extra=("task.max_train_samples=null", "stages.0.epochs=1", "stages.1.epochs=1",
-                          "stages.0.eval_every_steps=300", "stages.1.eval_every_steps=300", *GLOBAL_SCOPE))
+                   extra=("task.max_train_samples=null", *both_stages("epochs=1"),
+                          *both_stages("eval_every_steps=300"), *GLOBAL_SCOPE))
 
 
 def tuning_jobs() -> list[Job]:
