@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from spdc.deploy.manifest import ExportResult, ValidateResult
     from spdc.reporting.frontier import FrontierResult
     from spdc.reporting.report import ReportResult
+    from spdc.runs.setup import RunOptions
 
 PathLike = str | Path
 StepCallback = Callable[[str], None]
@@ -59,18 +60,29 @@ def compress(recipe: Recipe | PathLike, *, overrides: Sequence[str] = (), output
     false, the recipe's stages, folding (`export.fold`) and an ONNX export with its parity check
     (`export.onnx`). The run is recorded as the latest one of this working directory, so `export` and `bench`
     find it without a path. A failed parity check raises ParityError after the run is recorded."""
-    from spdc.compression.compress import compress as run_compress
-    from spdc.reporting.report import plot_train_dev
-    from spdc.runs.directory import RunDirectory
-    from spdc.runs.latest import record_latest
-    from spdc.runs.records import ArtifactRef
+    from spdc.runs.directory import run_lock
     from spdc.runs.setup import RunOptions
 
     resolved, recipe_file = _as_recipe(recipe, overrides)
-    summary = run_compress(resolved, RunOptions(output_dir=Path(output_dir) if output_dir else None,
-                                                resume=resume, overwrite=overwrite, show_progress=show_progress))
+    out = Path(output_dir) if output_dir else resolved.resolved_output_dir()
+    with run_lock(out):
+        return _compress_locked(resolved, recipe_file, RunOptions(
+            output_dir=out, resume=resume, overwrite=overwrite, show_progress=show_progress), on_step)
+
+
+def _compress_locked(resolved: Recipe, recipe_file: Path | None, options: RunOptions,
+                     on_step: StepCallback | None) -> CompressSummary:
+    from spdc.compression.compress import compress as run_compress
+    from spdc.reporting.report import plot_train_dev
+    from spdc.runs.latest import record_latest
+    from spdc.runs.records import ArtifactRef
+
+    show_progress = options.show_progress
+    summary = run_compress(resolved, options)
     if not context().is_main:  # under torchrun, rank 0 folds, exports and records the run
         return summary
+    from spdc.runs.directory import RunDirectory
+
     run = RunDirectory(Path(summary.run_dir))
     plot_train_dev(run.read_metrics(), summary.main_metric, run.path / "train_dev.png",
                    title=f"{resolved.name}: {summary.task} {summary.main_metric}")
@@ -158,7 +170,7 @@ def validate(artifact: PathLike, *, task: str | None = None, data_dir: PathLike 
 
 def evaluate(model: PathLike, *, task: str | TaskConfig | None = None, recipe: PathLike | None = None,
              split: str | None = None, data_dir: PathLike | None = None, max_samples: int | None = None,
-             max_seq_length: int = 128, batch_size: int = 64, device: str = "auto",
+             max_seq_length: int | None = None, batch_size: int = 64, device: str = "auto",
              show_progress: bool = True) -> EvalResult:
     """Score a model or run directory on a split of a task (`spdc eval`): the task by name, as a TaskConfig,
     or the task section of a recipe (exactly one of `task` and `recipe`)."""
@@ -171,14 +183,14 @@ def evaluate(model: PathLike, *, task: str | TaskConfig | None = None, recipe: P
     elif isinstance(task, TaskConfig):
         config = task
     else:
-        config = validate_task({"name": task, "max_seq_length": max_seq_length})
-    updates: dict[str, object] = {"max_seq_length": max_seq_length}
+        config = validate_task({"name": task})
+    updates: dict[str, object] = {}
     if data_dir is not None:
         updates["data_dir"] = Path(data_dir)
     if max_samples is not None:
         updates["max_eval_samples"] = max_samples
     return evaluate_model(Path(model), config.model_copy(update=updates), split=split, batch_size=batch_size,
-                          device=device, show_progress=show_progress)
+                          device=device, show_progress=show_progress, max_seq_length=max_seq_length)
 
 
 def bench_paths(run: ResolvedRun, *, show_progress: bool = True) -> list[Path]:

@@ -4,6 +4,7 @@ accumulation steps, rank-0-only writes, resume of a killed 2-process run, and th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from click.testing import CliRunner
@@ -138,8 +140,13 @@ def test_a_killed_two_process_run_resumes_to_the_same_result(tiny_recipe, tmp_pa
     while not latest.is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be killed"
+    workers = psutil.Process(process.pid).children(recursive=True)  # torchrun may start them in their own session
     os.killpg(process.pid, signal.SIGKILL)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
     process.wait()
+    psutil.wait_procs(workers, timeout=30)
     step = int(latest.read_text().strip().split("-")[1])
     assert step < reference["steps"]
     resumed = finished(launch(recipe, tmp_path / "killed", "--resume"))

@@ -41,7 +41,8 @@ def test_demo_recipe_runs_a_few_steps_on_real_mrpc(tmp_path: Path, monkeypatch: 
     ])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["data"]["train"] == {"source": str(glue_dir / "MRPC" / "train.tsv"), "rows": 64, "dropped": 0}
+    assert summary["data"]["train"] == {"source": str(glue_dir / "MRPC" / "train.tsv"), "rows": 64, "dropped": 0,
+                                       "warning": None}
     assert set(summary["dev"]) == {"f1", "accuracy", "loss"}
     # A written teacher is a plain transformers model directory.
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")

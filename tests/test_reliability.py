@@ -24,7 +24,7 @@ from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_directory, atomic_write_text, recover
 from spdc.core.errors import OutputError
-from spdc.core.outputs import MARKER_FILE
+from spdc.core.record import MARKER_FILE
 from spdc.data.batching import DynamicPaddingCollator, encode
 from spdc.data.examples import Example
 from spdc.data.tasks import get_task
@@ -420,7 +420,7 @@ def test_a_failing_quantizer_is_an_artifact_error_with_its_message(tiny_model_di
 
 def test_leftovers_of_a_killed_writer_are_cleaned_and_swaps_undone(tmp_path: Path) -> None:
     dead = 2**22 + 12345  # above pid_max on Linux: no such process
-    stale = tmp_path / f".model.{dead}.abc.tmp"
+    stale = tmp_path / f".model.{dead}.k3x9_q2a.tmp"  # mkstemp: 8 random characters
     stale.mkdir()
     (stale / "half.bin").write_bytes(b"half")
     swapped = tmp_path / f".checkpoint.{dead}.old"  # killed between the two renames of a swap

@@ -74,23 +74,16 @@ def engine_of(path: Path, engine: str) -> str:
 def load_bench_model(path: Path, *, engine: str, provider: str, threads: int | None,
                      semi_structured: bool = False) -> BenchModel:
     """Open `path` (artifact dir, .onnx file, model dir or run dir) for timing on `provider` (cpu or cuda)."""
-    from transformers import AutoConfig, AutoTokenizer
-
     engine = engine_of(path, engine)
     before, started = _rss_mb(), time.perf_counter()
     if engine == "ort":
-        from spdc.deploy.sessions import create_session
+        from spdc.deploy.sessions import open_artifact
 
         onnx_file = path if path.suffix == ".onnx" else path / ONNX_FILE
-        folder = onnx_file.parent
-        session = create_session(onnx_file, threads=threads, provider=provider, spinning=False)
+        opened = open_artifact(onnx_file, threads=threads, provider=provider, spinning=False)
+        session, config, tokenizer = opened.session, opened.config, opened.tokenizer
         names = [node.name for node in session.get_inputs()]
-        manifest = _manifest_or_none(folder)
-        try:
-            config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{folder} lacks a readable config.json or tokenizer beside {onnx_file.name} "
-                                f"({str(exc).splitlines()[0][:200]}); re-export it with `spdc export`") from None
+        manifest = _manifest_or_none(onnx_file.parent)
         on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
         model = BenchModel(
             label=_label(path), path=path, engine="ort", provider="cuda" if on_cuda else "cpu",

@@ -17,14 +17,15 @@ from spdc.core.console import print_json, stderr
 @click.option("--split", default=None, help="Split to score (default: the task's dev split).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the task's TSV files.")
 @click.option("--max-samples", type=click.IntRange(min=1), help="Score only the first N rows.")
-@click.option("--max-seq-length", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--max-seq-length", type=click.IntRange(min=1),
+              help="Tokens per row (default: the recipe's, else 128; capped to the model's positions).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @json_option
 @handle_errors
 def eval_command(
     model_path: Path, task_name: str | None, recipe_file: Path | None, split: str | None, data_dir: Path | None,
-    max_samples: int | None, max_seq_length: int, batch_size: int, device: str, json_output: bool,
+    max_samples: int | None, max_seq_length: int | None, batch_size: int, device: str, json_output: bool,
 ) -> None:
     """Score a model directory (or a run directory) on a task split with the task's official metrics."""
     if (task_name is None) == (recipe_file is None):

@@ -18,13 +18,13 @@ from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import CheckpointError, RecipeError
-from spdc.core.outputs import check_output, output_kind
+from spdc.core.outputs import output_kind
 from spdc.models.families import PrunableMatrix, encoder_layers, family_of, prunable_linears
 from spdc.models.loading import check_supported_family
 from spdc.models.shape import EncoderShape, flops_report
 from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import Recipe, StageConfig
-from spdc.runs.directory import RunDirectory
+from spdc.runs.directory import RunDirectory, check_run_output
 from spdc.runs.distributed import barrier, context
 from spdc.runs.records import CompressionRecord, CompressSummary
 from spdc.runs.setup import RunOptions, prepare_run, recipe_inputs
@@ -111,10 +111,8 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     check_compress_recipe(recipe)
     started = time.perf_counter()
     if not options.resume:  # before a teacher is fine-tuned: the student's run directory must be usable
-        check_output(options.output_dir or recipe.resolved_output_dir(), "run", inputs=recipe_inputs(recipe),
-                     replace=options.overwrite, what="run directory",
-                     how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
-                                  "directory")
+        check_run_output(options.output_dir or recipe.resolved_output_dir(), inputs=recipe_inputs(recipe),
+                         overwrite=options.overwrite)
     check_supported_family(recipe.teacher.model)
     recipe = with_finetuned_teacher(recipe, options)
     prepared = prepare_run(recipe, replace(options, expects_finetuned_teacher=True))

@@ -18,9 +18,9 @@ from torch import nn
 
 from spdc.core.atomic import atomic_directory
 from spdc.core.errors import SpdcError
-from spdc.core.outputs import check_output, mark_output
+from spdc.core.outputs import check_output, mark_output, output_lock
 from spdc.data.synthetic import model_input_names, synthetic_inputs
-from spdc.models.families import encoder_layers, family_of, family_shape, linear_at, model_config
+from spdc.models.families import encoder_layers, family_of, family_shape, linear_at, longest_sequence, model_config
 from spdc.models.loading import load_classifier, save_classifier
 from spdc.models.structure import (
     FoldedStructure,
@@ -77,7 +77,7 @@ def max_logit_difference(first: nn.Module, second: nn.Module, tokenizer: Any) ->
     names = model_input_names(tokenizer)
     difference = 0.0
     config = model_config(first)
-    longest = int(getattr(config, "max_position_embeddings", 128))
+    longest = longest_sequence(config) or 128
     for batch, seq_len in ((4, min(32, longest)), (2, min(77, longest))):
         feeds = {name: torch.from_numpy(array) for name, array in synthetic_inputs(
             names, config.vocab_size, batch=batch, seq_len=seq_len, seed=seq_len).items()}
@@ -88,7 +88,12 @@ def max_logit_difference(first: nn.Module, second: nn.Module, tokenizer: Any) ->
 def fold_model_dir(source: Path, out: Path) -> FoldResult:
     """Write the folded model of `source` to `out`; refuses (and writes nothing) if the logits moved. `out` may
     replace an earlier folded model, nothing else."""
-    check_output(out, "model", inputs=[source], replace=True, what="folded model folder")
+    with output_lock(out, what="folded model folder"):
+        return _fold_model_dir(source, out)
+
+
+def _fold_model_dir(source: Path, out: Path) -> FoldResult:
+    out = check_output(out, "model", inputs=[source], replace=True, what="folded model folder")
     loaded = load_classifier(str(source), None)
     original = loaded.model.eval()
     folded = copy.deepcopy(original)

@@ -1,17 +1,18 @@
-"""Atomic file and directory writes: a crash leaves either the old content or the new, never half of one.
+"""Atomic file and directory writes: a crash leaves either the old content or the new, never half of one, and
+every write inside an spdc output is recorded in that output's marker (see `spdc.core.record`) as it lands.
 
 Staging always happens beside the destination (same folder, so the final rename never crosses filesystems),
 under a name that carries the writer's process id: `.<name>.<pid>.<random>.tmp`. A later write to the same
 destination removes such leftovers whose process is gone, and puts back a destination that a kill caught
 between the two renames of a swap (`.<name>.<pid>.old`). Files and folders get the permissions the user's
-umask allows, like any file the user creates. Failures to write (read-only folder, full disk) are
+umask allows, like any file the user creates, whichever library wrote them. A destination that is a symbolic
+link is followed: the link stays, its target is written. Failures to write (read-only folder, full disk) are
 `OutputError`s naming the destination.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import tempfile
@@ -19,12 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from spdc.core.errors import OutputError
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from spdc.core.record import (
+    replace_file,
+    staging_owner,
+    staging_prefix,
+    umask,
+    unrecorded_below,
+    update_record,
+    write_error,
+)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -39,13 +43,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _owner_pid(name: str, destination: str) -> int | None:
-    """The pid in `.<destination>.<pid>.<...>` names, or None for names that are not ours."""
-    prefix = f".{destination}."
-    if not name.startswith(prefix):
-        return None
-    pid = name[len(prefix):].split(".", 1)[0]
-    return int(pid) if pid.isdigit() else None
+def is_stale_staging(entry: Path) -> bool:
+    """A staging file or folder, or a swapped-out destination, left by an spdc process that is gone."""
+    owner = staging_owner(entry.name)
+    return owner is not None and not _pid_alive(owner[1])
 
 
 def recover(path: Path) -> None:
@@ -54,10 +55,10 @@ def recover(path: Path) -> None:
     if not parent.is_dir():
         return
     for leftover in parent.iterdir():
-        pid = _owner_pid(leftover.name, path.name)
-        if pid is None or _pid_alive(pid):
+        owner = staging_owner(leftover.name)
+        if owner is None or owner[0] != path.name or _pid_alive(owner[1]):
             continue
-        if leftover.name.endswith(".old") and not path.exists():
+        if leftover.name.endswith(".old") and not os.path.lexists(path):
             os.replace(leftover, path)
         elif leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -65,22 +66,23 @@ def recover(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _staging_prefix(path: Path) -> str:
-    return f".{path.name}.{os.getpid()}."
-
-
-def _write_error(path: Path, error: OSError) -> OutputError:
-    reason = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
-              errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}.get(
-        error.errno or 0, error.strerror or str(error))
-    return OutputError(f"cannot write {path}: {reason}", reason=reason)
+def _followed(path: Path) -> Path:
+    """Where a write to `path` lands: the target of a symbolic link, the path itself otherwise."""
+    if not path.is_symlink():
+        return path
+    target = path.resolve()
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {path}: it is a symbolic link to {target}, whose folder does not exist")
+    return target
 
 
 def ensure_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot write {path}: a file of that name is in the way") from None
     except OSError as error:
-        raise _write_error(path, error) from None
+        raise write_error(path, error) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -90,24 +92,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     ensure_dir(path.parent)
+    path = _followed(path)
     recover(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(path), suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise _write_error(path, error) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(error, OSError):
-            raise _write_error(path, error) from None
-        raise
+    replace_file(path, data)
+    update_record(path, written=True)
 
 
 def atomic_append_text(path: Path, text: str) -> None:
@@ -117,32 +105,71 @@ def atomic_append_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, old + text.encode("utf-8"))
 
 
+def _apply_umask(folder: Path) -> None:
+    """Libraries stage their files with mkstemp (mode 0600); give everything the permissions of the umask."""
+    mask = umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(Path(root) / name, 0o777 & ~mask)
+        for name in files:
+            entry = Path(root) / name
+            if not entry.is_symlink():
+                os.chmod(entry, (0o777 if os.access(entry, os.X_OK) else 0o666) & ~mask)
+
+
+def remove_recorded(path: Path) -> None:
+    """Delete what spdc recorded under `path` (a folder inside an output), then the folders left empty; anything
+    else stays where it is."""
+    unrecorded = set(unrecorded_below(path))
+    if not unrecorded:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        for root, dirs, files in os.walk(path, topdown=False):
+            for name in files:
+                entry = Path(root) / name
+                if entry.relative_to(path).as_posix() not in unrecorded:
+                    entry.unlink(missing_ok=True)
+            for name in dirs:
+                with contextlib.suppress(OSError):
+                    (Path(root) / name).rmdir()
+    update_record(path, written=False)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield a staging directory beside `path` to fill; on success it replaces `path` (which callers have
-    checked is spdc's own output, see `spdc.core.outputs`)."""
+    """Yield a staging directory beside `path` to fill; on success it replaces `path`. An existing `path` is
+    replaced only when everything in it is recorded as spdc's (callers of outputs check this earlier; this is
+    the last guard, for folders inside an output such as a run's model/)."""
     ensure_dir(path.parent)
+    path = _followed(path)
     recover(path)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(path), suffix=".tmp", dir=path.parent))
-        os.chmod(staging, 0o777 & ~_umask())
+        staging = Path(tempfile.mkdtemp(prefix=staging_prefix(path), suffix=".tmp", dir=path.parent))
     except OSError as error:
-        raise _write_error(path, error) from None
+        raise write_error(path, error) from None
     try:
         yield staging
+        _apply_umask(staging)
+        if path.is_dir():
+            foreign = unrecorded_below(path, stale=is_stale_staging)
+            if foreign:
+                raise OutputError(f"refusing to replace {path}: it holds files spdc did not write "
+                                  f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); move them out")
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, OSError):
-            raise _write_error(path, error) from None
+            raise write_error(path, error) from None
         if isinstance(error, OutputError) and error.reason:  # name the destination, not the staging folder
             raise OutputError(f"cannot write {path}: {error.reason}", reason=error.reason) from None
         raise
-    old = path.with_name(f"{_staging_prefix(path)}old")
+    old = path.with_name(f"{staging_prefix(path)}old")
     try:
         if path.exists():
             os.replace(path, old)
         os.replace(staging, path)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise _write_error(path, error) from None
+        raise write_error(path, error) from None
     shutil.rmtree(old, ignore_errors=True)
+    update_record(path, written=True)

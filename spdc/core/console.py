@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from spdc.core.records import finite
+
 stderr = Console(stderr=True, soft_wrap=True)
 
 
@@ -61,5 +63,5 @@ def print_json(document: Any) -> None:
     """Write exactly one JSON document to stdout."""
     if _silenced:
         return
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite(document), indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()

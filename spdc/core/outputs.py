@@ -1,95 +1,76 @@
-"""What spdc may write over. Every folder spdc creates as an output carries a marker file naming its kind (run
-directory, export artifact, folded model, report plots); replacing an existing output requires that marker
-(or, for outputs of spdc 0.1, the files only spdc writes), so spdc never deletes or replaces what it did not
-create. An output may never be an input, the working directory, a parent of either, or a plain file.
+"""What spdc may write over. Every folder spdc creates as an output carries a marker naming its kind (run
+directory, export artifact, folded model, report plots) and recording every file spdc wrote into it, at any
+depth, with its size (`spdc.core.record`). Replacing an existing output requires that record and that nothing
+else is there: a file spdc did not write, or one changed since, makes spdc refuse and name it. Outputs of an
+spdc that kept no record are refused, never guessed. An output may never be an input, the working directory,
+a parent of either, or a plain file; a symbolic link to a folder is followed (the link stays, its target is
+the output). While spdc writes an output it holds a lock on it, so a second spdc process is refused with the
+first one's pid instead of writing into (or deleting) the same folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from spdc.core.atomic import atomic_write_text
+from spdc.core.atomic import is_stale_staging
 from spdc.core.errors import OutputError
-from spdc.core.version import VERSION
+from spdc.core.record import read_marker, recorded_files, unrecorded_below, walk_output, write_error, write_marker
 
-MARKER_FILE = ".spdc-output.json"
 OutputKind = Literal["run", "artifact", "model", "plots"]
-# Outputs written before markers existed are recognised by files only spdc writes.
-_LEGACY_SIGNS: dict[str, tuple[str, ...]] = {
-    "run": ("recipe.yaml", "environment.json"),
-    "artifact": ("spdc_manifest.json", "model.onnx"),
-}
-# What a run directory and a report's plots folder hold; entries are added over time, so these kinds list their
-# layout here, while artifacts and folded models record their files in the marker when they are complete.
-KNOWN_ENTRIES: dict[str, frozenset[str]] = {
-    "run": frozenset({MARKER_FILE, "recipe.yaml", "environment.json", "metrics.jsonl", "summary.json",
-                      "checkpoints", "model", "train_dev.png", "report.md", "report-plots"}),
-    "plots": frozenset({MARKER_FILE, "train_dev.png", "losses.png", "schedule.png", "layers.png", "compare.png",
-                        "frontier.png"}),
-}
 
 
 def output_kind(path: Path) -> str | None:
     """The kind of spdc output `path` is, or None when spdc did not create it."""
-    marker = path / MARKER_FILE
-    if marker.is_file():
-        try:
-            kind = json.loads(marker.read_text(encoding="utf-8")).get("kind")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            return None
-        return kind if isinstance(kind, str) else None
-    for kind, files in _LEGACY_SIGNS.items():
-        if all((path / name).is_file() for name in files):
-            return kind
-    return None
+    document = read_marker(path)
+    return document["kind"] if document is not None else None
 
 
 def mark_output(path: Path, kind: OutputKind) -> None:
-    """Record in `path` that spdc created it as an output of `kind`; for a complete output (artifact, model),
-    with the names of the files it holds."""
-    document: dict[str, object] = {"kind": kind, "spdc": VERSION}
-    if kind not in KNOWN_ENTRIES:
-        document["files"] = [*sorted(entry.name for entry in path.iterdir()), MARKER_FILE]
-    atomic_write_text(path / MARKER_FILE, json.dumps(document) + "\n")
+    """Record in `path` that spdc created it as an output of `kind`, with every file it holds now (all of it
+    spdc's: a staging folder about to land, or a folder just created). Later writes add themselves."""
+    write_marker(path, kind, walk_output(path)[0])
 
 
-def _recorded_files(path: Path) -> set[str] | None:
-    try:
-        files = json.loads((path / MARKER_FILE).read_text(encoding="utf-8")).get("files")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return None
-    return set(files) if isinstance(files, list) else None
-
-
-def foreign_entries(path: Path, kind: str) -> list[str]:
-    """Entries of spdc output `path` that spdc did not write there (a user's notes, say): replacing the folder
-    would delete them."""
-    known = KNOWN_ENTRIES.get(kind) or _recorded_files(path)
-    if known is None:  # an output of spdc 0.1: its layout was not recorded
-        return []
-    foreign = []
-    for entry in path.iterdir():
-        staging = entry.name.startswith(".") and entry.name.endswith((".tmp", ".old"))
-        nested_output = entry.is_dir() and output_kind(entry) is not None
-        if entry.name not in known and not staging and not nested_output:
-            foreign.append(entry.name)
-    return sorted(foreign)
+def foreign_entries(path: Path) -> list[str]:
+    """What replacing spdc output `path` would delete that spdc did not write there (relative paths)."""
+    return unrecorded_below(path, stale=is_stale_staging)
 
 
 def _is_within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f", ... ({len(names)} in all)" if len(names) > 3 else "")
+
+
 def check_output(path: Path, kind: OutputKind, *, inputs: Iterable[Path] = (), replace: bool,
-                 what: str = "output", how_to_replace: str = "--overwrite replaces it") -> None:
+                 what: str = "output", how_to_replace: str = "--overwrite replaces it") -> Path:
     """Refuse `path` as an output of `kind` unless it is safe: not a plain file, not the working directory, an
-    input or a parent of one; when it exists and is not empty, only an spdc output of the same kind, and only
-    when `replace` is allowed."""
+    input or a parent of one; when it exists and is not empty, only an spdc output of the same kind that holds
+    nothing but what spdc recorded, and only when `replace` is allowed. Returns where the output lies (a
+    symbolic link's target)."""
+    try:
+        return _check_output(path, kind, inputs=inputs, replace=replace, what=what, how_to_replace=how_to_replace)
+    except OSError as error:  # a name too long, a folder that cannot be listed
+        raise write_error(path, error) from None
+
+
+def _check_output(path: Path, kind: OutputKind, *, inputs: Iterable[Path], replace: bool, what: str,
+                  how_to_replace: str) -> Path:
     resolved = path.resolve()
+    if path.is_symlink() and not resolved.exists():
+        raise OutputError(f"{what} {path} is a symbolic link to {resolved}, which does not exist")
+    location = resolved if path.is_symlink() else path  # as the user named it, unless it is a link to follow
     if path.exists() and not path.is_dir():
         raise OutputError(f"{what} {path} is a file, not a folder; choose another location")
     cwd = Path.cwd().resolve()
@@ -99,20 +80,23 @@ def check_output(path: Path, kind: OutputKind, *, inputs: Iterable[Path] = (), r
         source_resolved = source.resolve()
         if _is_within(source_resolved, resolved):
             raise OutputError(f"{what} {path} is an input ({source}) or contains it; choose another location")
-    if not path.is_dir() or not any(path.iterdir()):
-        return
-    found = output_kind(path)
+    if not location.is_dir() or not any(location.iterdir()):
+        return location
+    found = output_kind(location)
     if found != kind:
         owner = "was not created by spdc" if found is None else f"is an spdc {found}, not an spdc {kind}"
         raise OutputError(f"{what} {path} already exists and {owner}: refusing to replace it; "
                           "choose another location")
+    if recorded_files(location) is None:
+        raise OutputError(f"{what} {path} was written by an older spdc that kept no record of its files: refusing "
+                          "to guess what is safe to delete; remove it yourself or choose another location")
     if not replace:
         raise OutputError(f"{what} {path} already exists; {how_to_replace}")
-    foreign = foreign_entries(path, kind)
+    foreign = foreign_entries(location)
     if foreign:
-        raise OutputError(f"{what} {path} holds files spdc did not write ({', '.join(foreign[:3])}"
-                          f"{', ...' if len(foreign) > 3 else ''}): replacing it would delete them; move them out or "
-                          "choose another location")
+        raise OutputError(f"{what} {path} holds files spdc did not write ({_listed(foreign)}): replacing it would "
+                          "delete them; move them out or choose another location")
+    return location
 
 
 def check_output_file(path: Path, *, inputs: Iterable[Path] = (), signature: bytes, what: str) -> None:
@@ -132,10 +116,9 @@ def check_output_file(path: Path, *, inputs: Iterable[Path] = (), signature: byt
 
 def remove_output(path: Path, kind: OutputKind) -> None:
     """Delete an output folder that `check_output` accepted (never anything else)."""
-    import shutil
-
-    if output_kind(path) != kind or foreign_entries(path, kind):
-        raise OutputError(f"refusing to delete {path}: it is not only an spdc {kind}")
+    foreign = foreign_entries(path) if output_kind(path) == kind else ["(not an spdc output)"]
+    if foreign:
+        raise OutputError(f"refusing to delete {path}: it is not only an spdc {kind} ({_listed(foreign)})")
     shutil.rmtree(path)
 
 
@@ -146,3 +129,49 @@ def writable_parent(path: Path) -> None:
         parent = parent.parent
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {path}: {parent} is not writable")
+
+
+_HELD: dict[Path, tuple[int, int]] = {}  # locks this process holds: path -> (file descriptor, depth)
+
+
+def _lock_file(path: Path) -> Path:
+    """Where the lock of an output lives: outside the user's folders, keyed by the output's real path."""
+    folder = Path(tempfile.gettempdir()) / f"spdc-locks-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / (hashlib.sha256(str(path).encode()).hexdigest()[:32] + ".lock")
+
+
+@contextlib.contextmanager
+def output_lock(path: Path, *, what: str = "output") -> Iterator[None]:
+    """Hold `path` for this process while it writes there; another spdc process that holds it already is named in
+    the OutputError. Re-entrant within a process; released when the block ends or the process dies."""
+    key = path.resolve()
+    if key in _HELD:
+        fd, depth = _HELD[key]
+        _HELD[key] = (fd, depth + 1)
+    else:
+        fd = os.open(_lock_file(key), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace")
+            os.close(fd)
+            try:
+                pid = json.loads(holder).get("pid")
+            except (json.JSONDecodeError, AttributeError):
+                pid = None
+            raise OutputError(f"{what} {path} is in use by another spdc process"
+                              f"{f' (pid {pid})' if pid else ''}: wait for it to finish, or stop it first"
+                              ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "path": str(key)}).encode())
+        _HELD[key] = (fd, 1)
+    try:
+        yield
+    finally:
+        fd, depth = _HELD[key]
+        if depth > 1:
+            _HELD[key] = (fd, depth - 1)
+        else:
+            del _HELD[key]
+            os.close(fd)

@@ -4,9 +4,22 @@ reader silently looking for the old key."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None: JSON has no such numbers (a diverged metric, a Pearson
+    of constant predictions), and a document carrying them is not JSON that other tools can read."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 class Record(BaseModel):
@@ -26,4 +39,4 @@ class Result(Record):
         return True
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, **self.to_dict()}
+        return finite({"ok": self.ok, **self.to_dict()})

@@ -8,7 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markup import escape
+
+from spdc.core.console import stderr
 from spdc.core.errors import DataError
+from spdc.data.readers import Row
 from spdc.data.tasks import ColumnSpec
 
 
@@ -57,8 +61,10 @@ class SplitData:
     source: str
     dropped: int = 0
     drop_reasons: list[str] = field(default_factory=list)
+    warning: str | None = None  # said when more than DROP_WARNING_SHARE of the rows were dropped
 
 
+DROP_WARNING_SHARE = 0.05
 VALIDATION_SEED = 20_221  # one split for every run of a task, so teachers and students never see its rows
 
 
@@ -73,7 +79,7 @@ def hold_out(split: SplitData, fraction: float) -> tuple[SplitData, SplitData]:
     chosen = set(random.Random(VALIDATION_SEED).sample(range(len(split.examples)), count))
     train = [example for index, example in enumerate(split.examples) if index not in chosen]
     held = [example for index, example in enumerate(split.examples) if index in chosen]
-    return (SplitData(train, split.source, split.dropped, split.drop_reasons),
+    return (SplitData(train, split.source, split.dropped, split.drop_reasons, split.warning),
             SplitData(held, f"{split.source} (validation: {fraction:g} held out)"))
 
 
@@ -89,7 +95,7 @@ def _text(row: dict[str, Any], column: str) -> str:
 
 
 def build_examples(
-    rows: Iterable[tuple[int, dict[str, Any]]],
+    rows: Iterable[Row],
     *,
     columns: ColumnSpec,
     labels: LabelSpec,
@@ -104,6 +110,8 @@ def build_examples(
         if limit is not None and len(split.examples) >= limit:
             break
         try:
+            if isinstance(row, str):
+                raise ValueError(row)
             text = _text(row, columns.text)
             pair = _text(row, columns.text_pair) if columns.text_pair else None
             if columns.label not in row or row[columns.label] is None:
@@ -120,4 +128,10 @@ def build_examples(
         split.examples.append(Example(text=text, text_pair=pair, label=label))
     if not split.examples:
         raise DataError(f"{source}: no usable rows")
+    if split.dropped > DROP_WARNING_SHARE * (split.dropped + len(split.examples)):
+        share = split.dropped / (split.dropped + len(split.examples))
+        split.warning = (f"{split.dropped} of {split.dropped + len(split.examples)} rows ({share:.0%}) of {source} "
+                         f"were dropped as bad rows: is this the right file and format? First: "
+                         f"{split.drop_reasons[0]}")
+        stderr.print(f"[bold yellow]warning:[/] {escape(split.warning)}", highlight=False, soft_wrap=True)
     return split

@@ -2,6 +2,10 @@
 
 Rows are decoded line by line: an undecodable byte is reported at its line, not as a generic decode error.
 GLUE TSVs are read with QUOTE_NONE (fields may start with a lone double quote); MRPC starts with a BOM.
+Delimited files are parsed one physical line at a time: a quoted field that runs past its line (an unterminated
+quote, or a field spanning lines) is one bad row named by its line, and the rows after it are read as usual
+instead of being swallowed into that field. A row the reader cannot read is yielded as the reason (a string), so
+`task.drop_bad_rows` can drop it like any other bad row.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Literal
 
 from spdc.core.errors import DataError
 
-Row = tuple[int, dict[str, Any]]
+Row = tuple[int, dict[str, Any] | str]  # a string: why the row cannot be read
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl"}
 MAX_FIELD_BYTES = 16 << 20  # one text field; csv's own default (128 KiB) is short for long documents
@@ -55,22 +59,19 @@ def read_delimited(path: Path, *, delimiter: str, header: tuple[str, ...] | None
                    mapped: tuple[str, ...] = ()) -> Iterator[Row]:
     """CSV (standard quoting) or TSV (QUOTE_NONE). `header` names the columns of a headerless file; `mapped` are
     the columns the task reads, checked against the header."""
-    lines = list(_decoded_lines(path))
     quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    kind = "TSV" if delimiter == "\t" else "CSV"
     csv.field_size_limit(MAX_FIELD_BYTES)
-    reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
-    line_numbers = [number for number, _ in lines]
     columns: list[str] | None = list(header) if header else None
-    while True:
+    for number, line in _decoded_lines(path):
         try:
-            fields = next(reader)
-        except StopIteration:
-            return
+            fields = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter, quoting=quoting, strict=True), [])
         except csv.Error as exc:
-            number = line_numbers[min(reader.line_num, len(line_numbers)) - 1] if line_numbers else 1
-            raise DataError(f"{path}, line {number}: unreadable {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})"
-                            ) from None
-        number = line_numbers[reader.line_num - 1]
+            reason = f"unreadable {kind} ({exc}: a quoted field must end on its own line)"
+            if columns is None:
+                raise DataError(f"{path}, line {number}: {reason}") from None
+            yield number, reason
+            continue
         if not fields or all(not field.strip() for field in fields):
             continue
         if columns is None:

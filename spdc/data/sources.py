@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from spdc.core.errors import DataError
 from spdc.core.hub import hub_reachable
 from spdc.data.examples import LabelSpec, SplitData, build_examples
-from spdc.data.readers import detect_format, read_rows
+from spdc.data.readers import Row, detect_format, read_rows
 from spdc.data.tasks import ColumnSpec, TaskSpec, get_task
 
 DATA_DIR_ENV = "SPDC_DATA_DIR"
@@ -103,7 +103,7 @@ def load_split(config: TaskSource, split: str) -> SplitData:
         raise DataError(f"task {spec.name} has no split {split!r}; it has {', '.join(spec.splits)}")
     filename, hub_split = spec.splits[split]
 
-    def validated(rows: Iterable[tuple[int, dict[str, Any]]], columns: ColumnSpec, source: str,
+    def validated(rows: Iterable[Row], columns: ColumnSpec, source: str,
                   row_word: str = "line") -> SplitData:
         return build_examples(
             rows, columns=columns, labels=LabelSpec(spec.label_names), source=source, row_word=row_word,

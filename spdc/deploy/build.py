@@ -22,7 +22,7 @@ import torch
 from spdc.compression.folding import fold
 from spdc.core.atomic import atomic_directory
 from spdc.core.errors import ArtifactError, ParityError
-from spdc.core.outputs import check_output, mark_output
+from spdc.core.outputs import check_output, mark_output, output_lock
 from spdc.core.version import VERSION
 from spdc.data.batching import DynamicPaddingCollator, encode
 from spdc.data.sources import load_split, task_spec
@@ -99,6 +99,13 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
                     on_step: Callable[[str], None] = lambda _: None) -> ExportManifest:
     """Build the artifact folder at `out` and return its manifest; raises ParityError (artifact kept, marked
     failed) when parity fails. `fold_units=False` exports a masked model at full size (for comparisons)."""
+    with output_lock(out, what="artifact folder"):
+        return _export_artifact(source, out, settings, validate=validate, fold_units=fold_units, threads=threads,
+                                show_progress=show_progress, on_step=on_step)
+
+
+def _export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, validate: bool, fold_units: bool,
+                     threads: int | None, show_progress: bool, on_step: Callable[[str], None]) -> ExportManifest:
     if validate and source.task is None:
         raise ArtifactError(f"{source.path} is a model directory: name its task with --task (or use --no-validate)")
     int8 = settings.quantize != "none"
@@ -106,7 +113,7 @@ def export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *, 
     if static and source.task is None:
         raise ArtifactError(f"static int8 calibrates on the task's training rows: name the task of {source.path} "
                             "with --task")
-    check_output(out, "artifact", inputs=[source.path, source.model_dir], replace=True, what="artifact folder")
+    out = check_output(out, "artifact", inputs=[source.path, source.model_dir], replace=True, what="artifact folder")
     reference = load_classifier(str(source.model_dir), None)
     model, tokenizer = copy.deepcopy(reference.model).float().eval(), reference.tokenizer
     names = model_input_names(tokenizer)

@@ -23,7 +23,7 @@ from spdc.deploy.manifest import (
     read_manifest,
     write_manifest,
 )
-from spdc.deploy.sessions import create_session, session_feed
+from spdc.deploy.sessions import create_session, open_artifact, session_feed
 from spdc.recipe.schema import ParityThresholds, TaskConfig
 from spdc.training.evaluation import batches
 
@@ -110,7 +110,7 @@ def validate_artifact(artifact: Path, *, task: TaskConfig | None = None, data_di
     if data_dir is not None:
         task = task.model_copy(update={"data_dir": data_dir})
     reference_dir = reference or Path(manifest.source.model_dir)
-    create_session(artifact / ONNX_FILE, threads=1)  # a broken graph is reported before any data is read
+    open_artifact(artifact / ONNX_FILE, threads=1)  # what a deployment cannot serve fails before data is read
     loaded = load_classifier(str(reference_dir), None)
     rows = parity_rows(task, loaded.tokenizer, samples or manifest.samples)
     report = check_parity(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,42 @@ def session_feed(session: Any, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         raise SpdcError(f"the ONNX model needs inputs {missing} that the batch does not have")
     return {name: np.asarray(batch[name].cpu() if hasattr(batch[name], "cpu") else batch[name], dtype=np.int64)
             for name in names}
+
+
+@dataclass
+class OpenedArtifact:
+    """An artifact folder as a deployment reads it (optimum's ORTModel layout): graph, config and tokenizer."""
+
+    session: Any
+    config: Any
+    tokenizer: Any
+
+
+def open_artifact(onnx_file: Path, *, threads: int | None = None, provider: str = "cpu", spinning: bool = True
+                  ) -> OpenedArtifact:
+    """Open `onnx_file` with the config.json and tokenizer beside it, refusing (ArtifactError) what a deployment
+    could not serve: a missing or unreadable config or tokenizer, a tokenizer without vocabulary or with ids the
+    graph cannot embed, graph inputs other than the tokenizer's, or no `logits` output."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from spdc.core.errors import ModelLoadError
+    from spdc.data.synthetic import model_input_names
+    from spdc.models.loading import check_tokenizer
+
+    folder = onnx_file.parent
+    session = create_session(onnx_file, threads=threads, provider=provider, spinning=spinning)
+    try:
+        config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        check_tokenizer(tokenizer, str(folder), embedding_rows=int(config.vocab_size))
+    except (OSError, ValueError, ModelLoadError) as exc:
+        raise ArtifactError(f"{folder} lacks a readable config.json or tokenizer beside {onnx_file.name} "
+                            f"({str(exc).splitlines()[0][:300]}); re-export it with `spdc export`") from None
+    inputs = [node.name for node in session.get_inputs()]
+    expected = model_input_names(tokenizer)
+    outputs = [node.name for node in session.get_outputs()]
+    if "input_ids" not in inputs or any(name not in expected for name in inputs):
+        raise ArtifactError(f"{onnx_file} takes inputs {inputs}, but its tokenizer gives {expected}: the graph was "
+                            "changed after export; re-export it with `spdc export`")
+    if "logits" not in outputs:
+        raise ArtifactError(f"{onnx_file} has outputs {outputs}, none named 'logits'; re-export it with `spdc export`")
+    return OpenedArtifact(session=session, config=config, tokenizer=tokenizer)

@@ -53,6 +53,7 @@ class FamilySpec:
     onnx_model_type: str = "bert"  # what onnxruntime's transformer optimizer calls this graph shape
     fused_attention: bool = True  # onnxruntime's attention fusion can match this family's exported graph
     set_depth: Callable[[Any, list[int]], None] | None = None  # config changes for a student of other depth
+    positions_after_padding: bool = False  # position ids start at pad_token_id + 1 (RoBERTa), not at 0
 
     @property
     def gated(self) -> bool:
@@ -63,8 +64,10 @@ class FamilySpec:
         return tuple(role for role in ROLES if role in self.matrices)
 
 
-def _bert_like(model_type: str, prefix: str, head: tuple[str, ...], embeddings: tuple[str, ...] = ()) -> FamilySpec:
+def _bert_like(model_type: str, prefix: str, head: tuple[str, ...], embeddings: tuple[str, ...] = (),
+               positions_after_padding: bool = False) -> FamilySpec:
     return FamilySpec(
+        positions_after_padding=positions_after_padding,
         model_type=model_type, layers=f"{prefix}.encoder.layer", embeddings=embeddings or (f"{prefix}.embeddings",),
         head=head,
         matrices={"query": MatrixSpec("attention.self.query"), "key": MatrixSpec("attention.self.key"),
@@ -82,8 +85,8 @@ def _modernbert_depth(config: Any, layer_map: list[int]) -> None:
 
 FAMILIES: dict[str, FamilySpec] = {spec.model_type: spec for spec in (
     _bert_like("bert", "bert", ("bert.pooler", "classifier")),
-    _bert_like("roberta", "roberta", ("classifier",)),
-    _bert_like("xlm-roberta", "roberta", ("classifier",)),
+    _bert_like("roberta", "roberta", ("classifier",), positions_after_padding=True),
+    _bert_like("xlm-roberta", "roberta", ("classifier",), positions_after_padding=True),
     _bert_like("electra", "electra", ("classifier",),
                embeddings=("electra.embeddings", "electra.embeddings_project")),
     FamilySpec(
@@ -200,3 +203,24 @@ def family_shape(model: nn.Module) -> dict[str, int]:
     family, config = family_of(model), model_config(model)
     return {"hidden": int(config.hidden_size), "heads": int(config.num_attention_heads),
             "intermediate": int(getattr(config, family.intermediate_key)), "layers": int(config.num_hidden_layers)}
+
+
+def longest_sequence(config: Any) -> int | None:
+    """How many tokens (special ones included) one sequence of this model may hold: its position embeddings, less
+    the ids RoBERTa-like families skip below their first position. None for a model without position embeddings."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    spec = FAMILIES.get(getattr(config, "model_type", None) or "")
+    if spec is not None and spec.positions_after_padding:
+        return int(positions) - int(getattr(config, "pad_token_id", 1) or 0) - 1
+    return int(positions)
+
+
+def check_sequence_length(config: Any, length: int, *, what: str, model: str) -> None:
+    """A sequence length the model cannot embed is a usage error (exit 2) naming the setting and the limit."""
+    from spdc.core.errors import RecipeError
+
+    longest = longest_sequence(config)
+    if longest is not None and length > longest:
+        raise RecipeError(f"{what}: {length} is longer than the model's {longest} positions ({model})")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from spdc.core.errors import ModelLoadError
 from spdc.core.hub import hub_reachable, looks_like_local_path
 from spdc.data.tasks import TaskSpec
@@ -118,7 +120,7 @@ def _load_folded(source: Path, config: Any, structure: FoldedStructure) -> Any:
         raise ModelLoadError(f"folded model {source} has no model.safetensors")
     try:
         model.load_state_dict(load_file(weights), strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, SafetensorError) as exc:
         raise ModelLoadError(f"folded model {source} does not match its {FOLDED_KEY}: {exc}") from None
     return model.eval()
 
@@ -164,17 +166,59 @@ def load_classifier(name: str, task: TaskSpec | None, *, trust_remote_code: bool
                                      f"{config.num_labels}")
             model = _load_folded(Path(source), config, structure)
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(
+            model, info = AutoModelForSequenceClassification.from_pretrained(
                 source,
                 config=config,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
-                ignore_mismatched_sizes=True,
+                ignore_mismatched_sizes=True,  # reported in `info` and judged below: only a new head may differ
+                output_loading_info=True,
             )
-    except (OSError, ValueError) as exc:
+            check_loaded_weights(info, model.base_model_prefix, source,
+                                 new_head=task is not None and not fine_tuned_head)
+    except (OSError, ValueError, SafetensorError) as exc:
         where = "directory" if local else "hub id"
-        raise ModelLoadError(f"cannot load model from {where} {source!r}: {exc}") from None
+        raise ModelLoadError(f"cannot load model from {where} {source!r}: {str(exc).strip()}") from None
+    check_tokenizer(tokenizer, source, embedding_rows=model.get_input_embeddings().num_embeddings)
     return LoadedModel(model=model, tokenizer=tokenizer, source=source)
+
+
+def _is_head(key: str, base_prefix: str) -> bool:
+    """A weight of the task head: outside the base model, or its pooler (which only the head reads)."""
+    return not key.startswith(base_prefix + ".") or key.startswith(f"{base_prefix}.pooler.")
+
+
+def check_loaded_weights(info: dict[str, Any], base_prefix: str, source: str, *, new_head: bool) -> None:
+    """Loading is exact: every weight of the model comes from the files and every tensor there is used, except
+    the task head when the recipe asks for a new one. Anything else means config.json and the weights disagree
+    (more layers, another width, another model type), and training on randomly initialised layers would be
+    silently wrong."""
+    mismatched = {key if isinstance(key, str) else key[0] for key in info.get("mismatched_keys", ())}
+    problems = []
+    for what, keys in (("missing from the weights", info.get("missing_keys", ())),
+                       ("in the weights but not in the model", info.get("unexpected_keys", ())),
+                       ("of another shape than config.json says", mismatched)):
+        wrong = sorted(key for key in keys if not (new_head and _is_head(key, base_prefix)))
+        if wrong:
+            more = ", ..." if len(wrong) > 4 else ""
+            problems.append(f"{len(wrong)} tensor(s) {what} ({', '.join(wrong[:4])}{more})")
+    if problems:
+        hint = "" if new_head else "; a model without this task's head needs teacher.finetuned: false (a new head)"
+        raise ModelLoadError(f"{source}: config.json does not match model.safetensors: " + "; ".join(problems)
+                             + hint)
+
+
+def check_tokenizer(tokenizer: Any, source: str, *, embedding_rows: int) -> None:
+    """Refuse a tokenizer that cannot serve the model: no vocabulary (transformers builds an empty one when the
+    folder has no tokenizer files, and every word becomes the unknown token), or ids the embedding lacks."""
+    special = len(set(tokenizer.all_special_tokens))
+    if len(tokenizer) <= special:
+        raise ModelLoadError(f"{source}: the tokenizer has no vocabulary (only its {special} special tokens): "
+                             "the folder lacks its tokenizer files (tokenizer.json or vocab.txt); copy them from the "
+                             "model it was trained from")
+    if len(tokenizer) > embedding_rows:
+        raise ModelLoadError(f"{source}: the tokenizer has {len(tokenizer)} tokens but the model's embedding only "
+                             f"{embedding_rows} rows: they belong to different models")
 
 
 def save_classifier(model: Any, tokenizer: Any, directory: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from spdc.core.atomic import atomic_write_text, ensure_dir
 from spdc.core.cpu import ISA_FLAGS, feature_line
 from spdc.core.errors import ArtifactError
-from spdc.core.outputs import check_output, check_output_file, mark_output
+from spdc.core.outputs import check_output, check_output_file, mark_output, output_kind, output_lock
 from spdc.core.plots import Panel, Series, plot_grouped_bars, plot_panels
 from spdc.core.records import Result
 from spdc.runs.directory import RunDirectory
@@ -214,10 +214,16 @@ def write_report(paths: list[Path], out: Path) -> ReportResult:
     """Write the markdown report and its plots (in `<out stem>-plots/` beside it)."""
     runs = [RunRecord.load(path) for path in paths]
     plots_dir = out.with_name(f"{out.stem}-plots")
-    check_output_file(out, signature=REPORT_SIGNATURE, what="report")
-    check_output(plots_dir, "plots", replace=True, what="report plots folder")
-    ensure_dir(plots_dir)
-    mark_output(plots_dir, "plots")  # its layout is known, so it can be marked before the plots are drawn
+    with output_lock(plots_dir, what="report plots folder"):
+        check_output_file(out, signature=REPORT_SIGNATURE, what="report")
+        plots_dir = check_output(plots_dir, "plots", replace=True, what="report plots folder")
+        if not plots_dir.is_dir() or output_kind(plots_dir) is None:
+            ensure_dir(plots_dir)
+            mark_output(plots_dir, "plots")  # empty and recorded: each plot records itself as it is drawn
+        return _write_report(runs, out, plots_dir)
+
+
+def _write_report(runs: list[RunRecord], out: Path, plots_dir: Path) -> ReportResult:
     title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
     lines = [f"{REPORT_SIGNATURE.decode()} {title}", "", *summary_rows(runs), ""]
     lines.append("Metrics in %, on the dev split; train is measured in eval mode on a training sample at the best "

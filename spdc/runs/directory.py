@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,9 +23,9 @@ from spdc.core.version import VERSION
 from spdc.core.cpu import cpu_info
 from spdc.core.atomic import atomic_append_text, atomic_write_text, ensure_dir
 from spdc.core.errors import CheckpointError
-from spdc.core.outputs import check_output, mark_output, output_kind, remove_output
+from spdc.core.outputs import check_output, mark_output, output_kind, output_lock, remove_output
 from spdc.recipe.schema import Recipe
-from spdc.runs.distributed import barrier, context
+from spdc.runs.distributed import barrier, context, is_launch_rank_zero
 from spdc.runs.records import (
     METRICS_FILE,
     SUMMARY_FILE,
@@ -34,6 +35,20 @@ from spdc.runs.records import (
     parse_metrics_line,
     serialize_record,
 )
+
+
+def check_run_output(path: Path, *, inputs: Iterable[Path], overwrite: bool) -> Path:
+    """Refuse `path` as a new run directory unless it is free or (with `overwrite`) spdc's own run; returns where
+    the run lies (a symbolic link followed)."""
+    return check_output(path, "run", inputs=inputs, replace=overwrite, what="run directory",
+                        how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
+                                       "directory")
+
+
+def run_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold a run directory while this command trains or writes there (rank 0 only: the ranks of one torchrun
+    job share it)."""
+    return output_lock(path, what="run directory") if is_launch_rank_zero() else contextlib.nullcontext()
 
 
 class RunDirectory:
@@ -74,9 +89,8 @@ class RunDirectory:
             if output_kind(path) != "run":
                 raise CheckpointError(f"--resume: {path} holds no run (no spdc run directory there)")
             return run
-        check_output(path, "run", inputs=inputs, replace=overwrite, what="run directory",
-                     how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
-                                  "directory")
+        path = check_run_output(path, inputs=inputs, overwrite=overwrite)
+        run = cls(path)
         barrier()  # every rank has checked before rank 0 changes anything
         if context().is_main:
             if path.is_dir() and any(path.iterdir()):

@@ -48,6 +48,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_launch_rank_zero() -> bool:
+    """Whether this process is (or, before `init_distributed`, will be) rank 0: torchrun sets RANK."""
+    return context().is_main if context().enabled else int(os.environ.get("RANK", "0")) == 0
+
+
 def init_distributed(device_choice: str) -> DistributedContext:
     """Join the process group torchrun set up, once per process; returns the context."""
     global _CONTEXT

@@ -76,6 +76,7 @@ class SplitSummary(Record):
     source: str
     rows: int
     dropped: int = 0
+    warning: str | None = None  # many rows dropped: said loudly
 
 
 class RunSummary(Result, ABC):

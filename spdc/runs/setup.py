@@ -14,11 +14,10 @@ from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
 from spdc.data.examples import SplitData, hold_out
 from spdc.data.sources import load_split, task_spec
 from spdc.data.tasks import TaskSpec
-from spdc.core.errors import RecipeError
-from spdc.core.outputs import check_output
+from spdc.models.families import check_sequence_length
 from spdc.models.loading import check_model_source, load_classifier
 from spdc.recipe.schema import Recipe
-from spdc.runs.directory import RunDirectory
+from spdc.runs.directory import RunDirectory, check_run_output
 from spdc.runs.records import SplitSummary
 from spdc.runs.distributed import default_threads, init_distributed, rank_device
 from spdc.runs.runtime import configure_threads, resolve_device, resolve_precision, seed_everything
@@ -57,7 +56,8 @@ class PreparedRun:
         splits = [("train", self.train_split), (self.dev_name, self.dev_split)]
         if self.validation_split is not None:
             splits.append(("validation", self.validation_split))
-        return {name: SplitSummary(source=split.source, rows=len(split.examples), dropped=split.dropped)
+        return {name: SplitSummary(source=split.source, rows=len(split.examples), dropped=split.dropped,
+                                   warning=split.warning)
                 for name, split in splits}
 
 
@@ -76,9 +76,7 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
     precision = resolve_precision(recipe.precision, device)
     out = options.output_dir or recipe.resolved_output_dir()
     if not options.resume:  # cheap checks of the output before the data and the model are read
-        check_output(out, "run", inputs=recipe_inputs(recipe), replace=options.overwrite, what="run directory",
-                     how_to_replace="use --resume to continue it, --overwrite to replace it, or --out for another "
-                                  "directory")
+        out = check_run_output(out, inputs=recipe_inputs(recipe), overwrite=options.overwrite)
     check_model_source(recipe.teacher.model)
     spec = task_spec(recipe.task)
     dev_name = spec.dev_splits[0]
@@ -89,10 +87,8 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
     dev_split = load_split(recipe.task, dev_name)
     loaded = load_classifier(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code,
                              fine_tuned_head=recipe.teacher.finetuned and options.expects_finetuned_teacher)
-    positions = getattr(loaded.model.config, "max_position_embeddings", None)
-    if positions is not None and recipe.task.max_seq_length > positions:
-        raise RecipeError(f"task.max_seq_length: {recipe.task.max_seq_length} is longer than the model's "
-                          f"{positions} positions ({recipe.teacher.model})")
+    check_sequence_length(loaded.model.config, recipe.task.max_seq_length, what="task.max_seq_length",
+                          model=recipe.teacher.model)
     run = RunDirectory.prepare(out, recipe, resume=options.resume, overwrite=options.overwrite,
                                inputs=recipe_inputs(recipe))
     environment = run.write_environment(device.type, threads, precision=precision,

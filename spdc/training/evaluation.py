@@ -14,6 +14,7 @@ from spdc.data.batching import DynamicPaddingCollator, encode
 from spdc.data.metrics import compute_metrics
 from spdc.data.sources import load_split, task_spec
 from spdc.data.tasks import TaskSpec
+from spdc.models.families import check_sequence_length, longest_sequence
 from spdc.models.loading import load_classifier
 from spdc.recipe.schema import TaskConfig
 from spdc.runs.records import EvalResult
@@ -76,13 +77,19 @@ def model_dir_of(path: Path) -> Path:
 
 
 def evaluate_model(model_path: Path, task: TaskConfig, *, split: str | None = None, batch_size: int = 64,
-                   device: str = "auto", show_progress: bool = True) -> EvalResult:
+                   device: str = "auto", show_progress: bool = True, max_seq_length: int | None = None
+                   ) -> EvalResult:
     """Score a model (or run) directory on a split of `task` (default: its dev split) with the official metrics.
     The data is read before the model is loaded: a missing file fails fast."""
     spec = task_spec(task)
     split_name = split or spec.dev_splits[0]
     data = load_split(task, split_name)
     loaded = load_classifier(str(model_dir_of(model_path)), spec, fine_tuned_head=True)
+    if max_seq_length is not None:  # asked for: it must fit; the task's own length is capped to the model's
+        check_sequence_length(loaded.model.config, max_seq_length, what="max_seq_length (--max-seq-length)",
+                              model=str(model_path))
+    length = max_seq_length or min(task.max_seq_length, longest_sequence(loaded.model.config) or task.max_seq_length)
+    task = task.model_copy(update={"max_seq_length": length})
     torch_device = resolve_device(device)
     metrics = evaluate(
         loaded.model.to(torch_device), encode(data.examples, loaded.tokenizer, task.max_seq_length), spec,

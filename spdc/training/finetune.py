@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from spdc.recipe.schema import Recipe
+from spdc.runs.directory import run_lock
 from spdc.runs.distributed import barrier
 from spdc.runs.records import FinetuneSummary
 from spdc.runs.setup import RunOptions, prepare_run
@@ -13,6 +14,11 @@ from spdc.training.loop import Trainer
 
 def finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
     """Run fine-tuning end to end and return the summary (also written to summary.json)."""
+    with run_lock(options.output_dir or recipe.resolved_output_dir()):
+        return _finetune(recipe, options)
+
+
+def _finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
     started = time.perf_counter()
     prepared = prepare_run(recipe, options)
     trainer = Trainer(
