@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spdc.core.errors import ArtifactError, ParityError
+from spdc.core.arguments import checked, checked_list, checked_paths
+from spdc.core.errors import ArtifactError, ParityError, RecipeError, UsageError
 from spdc.recipe.loading import load_recipe as _load_recipe_file
-from spdc.recipe.loading import validate_export, validate_task
+from spdc.recipe.loading import validate_export, validate_recipe, validate_task
 from spdc.recipe.schema import ExportConfig, Recipe, TaskConfig
 from spdc.runs.distributed import context
 from spdc.runs.latest import ResolvedRun, resolve_run
@@ -33,12 +34,18 @@ ARTIFACT_DIRS = ("onnx", "onnx-int8")
 
 def load_recipe(path: PathLike, overrides: Sequence[str] = ()) -> Recipe:
     """Read and validate a recipe, applying `KEY.PATH=VALUE` overrides; RecipeError names the key path."""
+    if isinstance(overrides, str | bytes) or not all(isinstance(item, str) for item in overrides):
+        raise RecipeError(f"overrides: expected a list of 'KEY.PATH=VALUE' strings, got {overrides!r}")
     return _load_recipe_file(Path(path), list(overrides))
 
 
 def _as_recipe(recipe: Recipe | PathLike, overrides: Sequence[str]) -> tuple[Recipe, Path | None]:
+    """The recipe to run. A Recipe object is validated again: `model_copy(update=...)` skips pydantic's checks,
+    so a changed copy could otherwise carry any value."""
     if isinstance(recipe, Recipe):
-        return recipe, None
+        return validate_recipe(recipe.model_dump(mode="json"), source=f"object {recipe.name!r}"), None
+    if not isinstance(recipe, str | Path):
+        raise UsageError(f"recipe: expected a Recipe or a path, got {type(recipe).__name__}")
     return load_recipe(recipe, overrides), Path(recipe)
 
 
@@ -136,6 +143,10 @@ def export(path: PathLike | None = None, *, output_dir: PathLike | None = None, 
     from spdc.deploy.build import ExportSource, export_artifact
     from spdc.deploy.manifest import ExportResult
 
+    for name, value in (("opset", opset), ("optimize", optimize), ("quantize", quantize), ("samples", samples),
+                        ("threads", threads), ("sparse", sparse), ("max_metric_drop", max_metric_drop),
+                        ("precision", precision)):
+        checked(name, value)
     source = ExportSource.resolve(resolve_export_source(path).path)
     if task is not None:
         source.task = validate_task({"name": task})
@@ -162,6 +173,8 @@ def validate(artifact: PathLike, *, task: str | None = None, data_dir: PathLike 
     verdict is written to its manifest. `result.ok` is False when a check failed."""
     from spdc.deploy.parity import validate_artifact
 
+    checked("samples", samples)
+    checked("threads", threads)
     return validate_artifact(Path(artifact), task=validate_task({"name": task}) if task else None,
                              data_dir=Path(data_dir) if data_dir else None, samples=samples,
                              reference=Path(reference) if reference else None, threads=threads,
@@ -177,7 +190,10 @@ def evaluate(model: PathLike, *, task: str | TaskConfig | None = None, recipe: P
     from spdc.training.evaluation import evaluate_model
 
     if (task is None) == (recipe is None):
-        raise ValueError("give exactly one of task or recipe")
+        raise UsageError("give exactly one of task or recipe")
+    for name, value in (("max_samples", max_samples), ("max_seq_length", max_seq_length),
+                        ("batch_size", batch_size), ("device", device)):
+        checked(name, value)
     if recipe is not None:
         config = load_recipe(recipe).task
     elif isinstance(task, TaskConfig):
@@ -226,10 +242,14 @@ def bench(paths: Sequence[PathLike] = (), *, batch_sizes: Sequence[int] = (1, 8,
     from spdc.benchmark.plot import plot_latency
     from spdc.benchmark.runner import BenchSettings, run_bench
 
+    given = checked_paths("paths", paths)
+    batch_sizes, seq_lens = checked_list("batch_sizes", batch_sizes), checked_list("seq_lens", seq_lens)
+    for name, value in (("threads", threads), ("provider", provider), ("engine", engine), ("warmup_s", warmup_s),
+                        ("time_s", time_s), ("rounds", rounds)):
+        checked(name, value)
     settings_task = None
     if task is not None:
         settings_task = validate_task({"name": task, **({"data_dir": str(data_dir)} if data_dir else {})})
-    given = [Path(path) for path in paths]
     notes: list[str] = []
     if not given or (len(given) == 1 and given[0].suffix in (".yaml", ".yml")):
         run = resolve_run(given[0] if given else None)

@@ -261,9 +261,9 @@ def test_compress_folds_and_exports_a_run(compress_recipe, tmp_path: Path) -> No
 def test_folding_real_minilm_on_real_mrpc_rows() -> None:
     task = validate_task({"name": "mrpc", "data_dir": str(real_glue_dir() / "MRPC"), "max_eval_samples": 24})
     from spdc.data.batching import DynamicPaddingCollator, encode
-    from spdc.data.sources import load_split
+    from spdc.data.sources import load_split, task_spec
 
-    loaded = load_classifier("minilm", None)
+    loaded = load_classifier("minilm", task_spec(task))  # the sentence encoder has no head: the task asks a new one
     model = loaded.model.eval()
     heads = [[h for h in range(12) if (h + layer) % 3] for layer in range(6)]  # 8 of 12 heads, shifting
     heads[2] = [0, 5, 7]

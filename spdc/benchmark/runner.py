@@ -27,6 +27,7 @@ from spdc.benchmark.machine import machine_info
 from spdc.benchmark.models import BenchModel, bench_inputs, engine_of, load_bench_model, resolve_bench_provider
 from spdc.benchmark.timing import interleaved_order, latency_stats, time_calls
 from spdc.core.version import VERSION
+from spdc.models.families import check_sequence_length
 from spdc.recipe.schema import TaskConfig
 
 UNSTEADY_BASELINE = 0.10  # baseline std / median above which a cell's speedups are flagged in the notes
@@ -63,6 +64,8 @@ def run_bench(paths: list[Path], settings: BenchSettings,
                 notes.append(note)
         models.append(load_bench_model(path, engine=engine, provider=provider, threads=settings.threads,
                                        semi_structured=settings.semi_structured))
+        for seq_len in settings.seq_lens:  # a length the model cannot embed fails before any timing
+            check_sequence_length(models[-1].config, seq_len, what="seq_lens (--seq-lens)", model=str(path))
     provider = "cuda" if any(model.provider == "cuda" for model in models) else "cpu"
     order = interleaved_order(len(models), settings.rounds)
     results: list[CellResult] = []

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from spdc.benchmark.document import BenchDocument
 from spdc.benchmark.machine import machine_header
-from spdc.cli.common import handle_errors, json_option, quiet_libraries
+from spdc.cli.common import handle_errors, json_option, option_type, quiet_libraries
 from spdc.core.console import print_json, progress_bar, stderr
 
 
@@ -28,15 +28,15 @@ def _int_list(value: str) -> list[int]:
 @click.argument("paths", metavar="[ARTIFACT_OR_MODEL...|RECIPE]", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--seq-lens", default="32,128", show_default=True, help="Comma-separated sequence lengths.")
-@click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: the runtime's).")
-@click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--engine", type=click.Choice(["auto", "ort", "torch"]), default="auto", show_default=True,
+@click.option("--threads", type=option_type("threads"), help="Intra-op threads (default: the runtime's).")
+@click.option("--provider", type=option_type("provider"), default="cpu", show_default=True)
+@click.option("--engine", type=option_type("engine"), default="auto", show_default=True,
               help="auto: onnxruntime for artifacts/.onnx files, PyTorch eager for model/run directories.")
-@click.option("--warmup-s", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--warmup-s", type=option_type("warmup_s"), default=1.0, show_default=True,
               help="Warm-up seconds per model and cell.")
-@click.option("--time-s", type=click.FloatRange(min=0.01), default=3.0, show_default=True,
+@click.option("--time-s", type=option_type("time_s"), default=3.0, show_default=True,
               help="Timed seconds per model and cell (split over the rounds).")
-@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--rounds", type=option_type("rounds"), default=3, show_default=True,
               help="Interleaving rounds per cell; the first model to run rotates every round.")
 @click.option("--task", "task_name", help="Use real dev sentences of this task (default: synthetic token ids).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the task's TSV files.")

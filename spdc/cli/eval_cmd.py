@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from spdc.cli.common import handle_errors, json_option, metrics_table, quiet_libraries
+from spdc.cli.common import handle_errors, json_option, metrics_table, option_type, quiet_libraries
 from spdc.core.console import print_json, stderr
 
 
@@ -16,11 +16,11 @@ from spdc.core.console import print_json, stderr
 @click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), help="Take the task section from a recipe.")
 @click.option("--split", default=None, help="Split to score (default: the task's dev split).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the task's TSV files.")
-@click.option("--max-samples", type=click.IntRange(min=1), help="Score only the first N rows.")
-@click.option("--max-seq-length", type=click.IntRange(min=1),
+@click.option("--max-samples", type=option_type("max_samples"), help="Score only the first N rows.")
+@click.option("--max-seq-length", type=option_type("max_seq_length"),
               help="Tokens per row (default: the recipe's, else 128; capped to the model's positions).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=option_type("batch_size"), default=64, show_default=True)
+@click.option("--device", type=option_type("device"), default="auto", show_default=True)
 @json_option
 @handle_errors
 def eval_command(

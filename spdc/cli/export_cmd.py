@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from spdc.cli.common import handle_errors, json_option, quiet_libraries
+from spdc.cli.common import handle_errors, json_option, option_type, quiet_libraries
 from spdc.cli.parity_view import parity_table
 from spdc.core.console import print_json, stderr
 
@@ -14,9 +14,9 @@ from spdc.core.console import print_json, stderr
 @click.command("export")
 @click.argument("path", metavar="[RUN_DIR|RECIPE|MODEL_DIR]", required=False, type=click.Path(path_type=Path))
 @click.option("--onnx", "onnx_format", is_flag=True, default=True, help="Export to ONNX (the only format; default).")
-@click.option("--opset", type=click.IntRange(14, 23), help="ONNX opset (default: recipe, else 17).")
-@click.option("--optimize", type=click.Choice(["O0", "O1", "O2", "O3"]), help="Optimisation level (default O2).")
-@click.option("--quantize", type=click.Choice(["none", "dynamic-int8", "static-int8"]),
+@click.option("--opset", type=option_type("opset"), help="ONNX opset (default: recipe, else 17).")
+@click.option("--optimize", type=option_type("optimize"), help="Optimisation level (default O2).")
+@click.option("--quantize", type=option_type("quantize"),
               help="int8 quantisation (default none): dynamic, or static calibrated on the task's training rows.")
 @click.option("--int8-weights", type=click.Choice(["per-channel", "per-tensor"]), help="int8 weight scales.")
 @click.option("--int8-graph", type=click.Choice(["fused", "plain"]),
@@ -24,19 +24,19 @@ from spdc.core.console import print_json, stderr
 @click.option("--int8-embeddings/--no-int8-embeddings", default=None, help="Quantise the embedding table too.")
 @click.option("--int8-fallback/--no-int8-fallback", default=None,
               help="Keep the most sensitive operators in fp32 until int8 parity passes (default on).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
+@click.option("--precision", type=option_type("precision"),
               help="Float precision of the graph (default fp32); fp16 halves the file, for GPUs.")
-@click.option("--max-metric-drop", type=click.FloatRange(min=0),
+@click.option("--max-metric-drop", type=option_type("max_metric_drop"),
               help="int8 parity: largest allowed drop of the main metric (default: recipe, else 0.005).")
-@click.option("--sparse", type=click.Choice(["auto", "never"]),
+@click.option("--sparse", type=option_type("sparse"),
               help="Store mostly-zero matrices as sparse initializers (default auto).")
 @click.option("--dynamo/--no-dynamo", default=None, help="torch.export-based exporter (default: TorchScript).")
 @click.option("--task", "task_name", help="Task for the parity check when exporting a bare model directory.")
-@click.option("--samples", type=click.IntRange(min=1), help="Parity on the first N dev rows (default: all).")
+@click.option("--samples", type=option_type("samples"), help="Parity on the first N dev rows (default: all).")
 @click.option("--fold/--no-fold", "fold_units", default=True, show_default=True,
               help="Cut pruned heads/neurons out first; --no-fold keeps the full-size masked model (comparisons).")
 @click.option("--validate/--no-validate", default=True, show_default=True, help="Run the parity check.")
-@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime threads for the parity check.")
+@click.option("--threads", type=option_type("threads"), help="onnxruntime threads for the parity check.")
 @click.option("--out", "output_dir", type=click.Path(path_type=Path),
               help="Artifact folder (default RUN_DIR/onnx[-int8] or MODEL_DIR-onnx[-int8]).")
 @json_option

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from spdc.cli.common import handle_errors, json_option, quiet_libraries
+from spdc.cli.common import handle_errors, json_option, option_type, quiet_libraries
 from spdc.cli.parity_view import parity_table
 from spdc.core.console import print_json, stderr
 from spdc.core.errors import ParityError
@@ -16,10 +16,11 @@ from spdc.core.errors import ParityError
 @click.argument("artifact", metavar="ARTIFACT", type=click.Path(path_type=Path))
 @click.option("--task", "task_name", help="Task to check on (default: the task recorded in the manifest).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the task's TSV files.")
-@click.option("--samples", type=click.IntRange(min=1), help="Check the first N dev rows (default: manifest, else all).")
+@click.option("--samples", type=option_type("samples"),
+              help="Check the first N dev rows (default: manifest, else all).")
 @click.option("--reference", type=click.Path(path_type=Path),
               help="PyTorch model to compare with (default: the source recorded in the manifest).")
-@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime threads.")
+@click.option("--threads", type=option_type("threads"), help="onnxruntime threads.")
 @json_option
 @handle_errors
 def validate_command(

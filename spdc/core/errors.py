@@ -17,6 +17,13 @@ class RecipeError(SpdcError):
     exit_code = 2
 
 
+class UsageError(SpdcError):
+    """An argument of a command or of a Python API function is out of its bounds (the same bounds for both).
+    Exit code 2, like the CLI's own usage errors."""
+
+    exit_code = 2
+
+
 class DataError(SpdcError):
     """Data could not be found or a row is invalid; the message names the file and the row."""
 
@@ -62,3 +69,17 @@ class OutputError(SpdcError):
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class DivergedError(SpdcError):
+    """Training stopped because the loss became NaN or infinite; the message names the step and the last good
+    checkpoint. Exit code 9."""
+
+    exit_code = 9
+
+
+class PeerLostError(SpdcError):
+    """Under torchrun, another process of the job stopped (killed, or failed with its own error) while this one
+    waited for it. Exit code 10."""
+
+    exit_code = 10

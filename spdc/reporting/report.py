@@ -17,7 +17,7 @@ from typing import Any
 
 from spdc.core.atomic import atomic_write_text, ensure_dir
 from spdc.core.cpu import ISA_FLAGS, feature_line
-from spdc.core.errors import ArtifactError
+from spdc.core.errors import ArtifactError, CheckpointError
 from spdc.core.outputs import check_output, check_output_file, mark_output, output_kind, output_lock
 from spdc.core.plots import Panel, Series, plot_grouped_bars, plot_panels
 from spdc.core.records import Result
@@ -81,7 +81,7 @@ class RunRecord:
         summary = read_summary(path)
         try:
             records = run.read_metrics()
-        except ValueError as exc:
+        except CheckpointError as exc:
             raise ArtifactError(f"cannot read the run files in {path}: {exc}") from None
         return cls(path=path, name=path.name, summary=summary, records=records)
 

@@ -143,7 +143,7 @@ class RunDirectory:
 
     def read_metrics(self) -> list[TrainRecord | EvalRecord]:
         """Every complete record. A torn last line (a process killed mid-write by an older spdc, or another
-        tool) is skipped; a bad line elsewhere is an error naming it."""
+        tool) is skipped; a bad line elsewhere is a CheckpointError naming it."""
         if not self.metrics_file.is_file():
             return []
         lines = self.metrics_file.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -156,7 +156,8 @@ class RunDirectory:
             except ValueError as error:
                 if number == len(lines):
                     break
-                raise ValueError(f"{self.metrics_file}, line {number}: not a metrics record ({error})") from None
+                raise CheckpointError(f"{self.metrics_file}, line {number}: not a metrics record "
+                                      f"({str(error).splitlines()[0][:200]}); the run's log is damaged") from None
         return records
 
     def truncate_metrics_after(self, step: int) -> None:

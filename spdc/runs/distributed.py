@@ -11,6 +11,7 @@ it at barriers. Without torchrun (WORLD_SIZE unset or 1) everything here is a no
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
@@ -90,3 +91,25 @@ def default_threads() -> int | None:
     if not _CONTEXT.enabled:
         return None
     return max(1, (os.cpu_count() or 1) // max(1, _CONTEXT.local_world_size))
+
+
+_CHECKPOINTS: list[Path] = []  # the checkpoints folder of the stage this process trains, for messages
+
+
+def note_checkpoints(folder: Path) -> None:
+    _CHECKPOINTS[:] = [folder]
+
+
+def peer_lost_message(command: list[str]) -> str:
+    """What a surviving rank says when another rank of its torchrun job stopped: which one (when it can tell),
+    the last checkpoint and the command that resumes the job."""
+    ctx = context()
+    other = f"rank {1 - ctx.rank}" if ctx.world_size == 2 else "another rank"
+    arguments = [arg for arg in command if arg not in ("--overwrite", "--resume")]
+    resume = " ".join(["torchrun", f"--nproc_per_node={ctx.world_size}", "-m", "spdc", *arguments, "--resume"])
+    checkpoint = "none yet (the job starts again from the beginning)"
+    if _CHECKPOINTS and (_CHECKPOINTS[0] / "latest").is_file():  # rank 0 writes it; every rank reads it
+        checkpoint = str(_CHECKPOINTS[0] / (_CHECKPOINTS[0] / "latest").read_text(errors="replace").strip())
+    return (f"rank {ctx.rank} of {ctx.world_size}: {other} of this torchrun job stopped (its own output, or "
+            f"torchrun's summary, says why), so this rank stopped too. Last checkpoint: {checkpoint}. "
+            f"Continue with: {resume}")

@@ -64,8 +64,8 @@ def parse_metrics_line(line: str) -> TrainRecord | EvalRecord:
     """One metrics.jsonl line; raises ValueError on a line that is not a complete record."""
     try:
         return _RECORD.validate_python(json.loads(line))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise ValueError(str(exc)) from None
+    except (json.JSONDecodeError, ValidationError, RecursionError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None
 
 
 def serialize_record(record: TrainRecord | EvalRecord) -> str:

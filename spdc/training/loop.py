@@ -30,12 +30,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from spdc.core.atomic import atomic_directory
 from spdc.core.console import progress_bar, stderr
-from spdc.core.errors import CheckpointError, RecipeError
+from spdc.core.errors import CheckpointError, DivergedError, RecipeError
 from spdc.data.tasks import TaskSpec
 from spdc.models.loading import save_classifier
 from spdc.recipe.schema import TrainingConfig
 from spdc.runs.directory import RunDirectory
-from spdc.runs.distributed import barrier, context
+from spdc.runs.distributed import barrier, context, note_checkpoints
 from spdc.runs.records import EvalRecord, TrainRecord
 from spdc.runs.runtime import autocast
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -178,6 +178,7 @@ class Trainer:
             self.optimizer, total_steps=self.total_steps, warmup_ratio=config.warmup_ratio
         )
         self.progress = progress or TrainerProgress()
+        note_checkpoints(run.checkpoints_dir)  # named if this job loses a rank
         self.step = 0  # completed steps of this stage
         self.skipped_steps = 0  # steps with nothing to learn (see _train_step)
         self._epoch_order: tuple[int, list[int]] | None = None
@@ -209,6 +210,7 @@ class Trainer:
         )
         self.progress = restored.progress
         self.step = restored.stage_step
+
         self.plugin.load_state_dict(restored.extra)
         self.run.truncate_metrics_after(self.progress.step)
         if self.distributed.is_main:
@@ -328,6 +330,16 @@ class Trainer:
                      f"({best})", markup=False, highlight=False)
         self._checkpoint()
 
+    def _diverged(self, stage_step: int, loss: float) -> None:
+        """Stop on a NaN or infinite loss before it is logged, evaluated or checkpointed: every later number of
+        the run would be meaningless, and the last checkpoint still holds finite weights."""
+        checkpoint = latest_checkpoint(self.run.checkpoints_dir)
+        where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        raise DivergedError(
+            f"training diverged: the loss is {loss} at step {self.stage.step_offset + stage_step} (stage "
+            f"{self.stage.name}); {where}. Lower the learning rate and start again, or, if the cause was passing "
+            "(a bad batch, hardware), continue from that checkpoint with --resume")
+
     def fit(self) -> TrainerProgress:
         """Run the stage's remaining steps; returns the run-wide progress (best model so far)."""
         self.model.train()
@@ -341,6 +353,8 @@ class Trainer:
             bar = progress_display.add_task(self.stage.name, total=self.total_steps, completed=self.step, status="")
             for step in range(self.step, self.total_steps):
                 loss, parts = self._train_step(step)
+                if not math.isfinite(loss):
+                    self._diverged(step + 1, loss)
                 self.step = done = step + 1
                 global_step = self.stage.step_offset + done
                 stage_fields = self.plugin.after_step(done)
