@@ -22,10 +22,14 @@ from spdc.core.errors import (
     ArtifactError,
     CheckpointError,
     DataError,
+    DivergedError,
     ModelLoadError,
+    OutputError,
     ParityError,
+    PeerLostError,
     RecipeError,
     SpdcError,
+    UsageError,
 )
 from spdc.core.version import VERSION as __version__  # noqa: F401 (the package version)
 from spdc.deploy.manifest import ExportManifest, ExportResult, ValidateResult
@@ -34,8 +38,9 @@ from spdc.reporting.report import ReportResult
 from spdc.runs.records import CompressSummary, EvalResult, FinetuneSummary, FoldResult
 
 __all__ = [
-    "ArtifactError", "BenchDocument", "CheckpointError", "CompressSummary", "DataError", "EvalResult",
-    "ExportManifest", "ExportResult", "FinetuneSummary", "FoldResult", "ModelLoadError", "ParityError", "Recipe",
-    "RecipeError", "ReportResult", "SpdcError", "ValidateResult", "bench", "compress", "evaluate", "export",
+    "ArtifactError", "BenchDocument", "CheckpointError", "CompressSummary", "DataError", "DivergedError",
+    "EvalResult", "ExportManifest", "ExportResult", "FinetuneSummary", "FoldResult", "ModelLoadError", "OutputError",
+    "ParityError", "PeerLostError", "Recipe", "RecipeError", "ReportResult", "SpdcError", "UsageError",
+    "ValidateResult", "bench", "compress", "evaluate", "export",
     "finetune", "fold", "load_recipe", "report", "validate",
 ]

@@ -10,6 +10,7 @@ the message, one JSON document, no traceback and every user file intact, byte fo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -332,10 +333,8 @@ def test_fuzzed_checkpoint_and_metrics_files_only_ever_raise_checkpoint_errors(
     (folder / "metrics.jsonl").write_bytes(b"\n".join([*metrics, b'{"kind": "train"}']))
     for read in (lambda: read_header(step), lambda: latest_checkpoint(folder / "checkpoints"),
                  lambda: RunDirectory(folder).read_metrics()):
-        try:
+        with contextlib.suppress(CheckpointError):
             read()
-        except CheckpointError:
-            pass
 
 
 def test_sequence_lengths_beyond_the_model_are_usage_errors_everywhere(tmp_path: Path, finished_run: Path,
@@ -500,7 +499,7 @@ def test_a_torchrun_rank_that_dies_makes_the_others_exit_with_one_spdc_message(t
                if "RANK=1" in " ".join(f"{k}={v}" for k, v in child.environ().items() if k == "RANK")]
     assert len(workers) == 1
     workers[0].kill()
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, _stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     document = json.loads(stdout)  # rank 0 speaks, once, as one JSON document
     assert document["error"]["type"] == "PeerLostError"
@@ -529,6 +528,6 @@ def test_outputs_of_this_spdc_refuse_to_be_removed_with_user_files(tmp_path: Pat
     mark_output(folder, "model")
     (folder / "deep").mkdir()
     (folder / "deep" / "user.txt").write_text("mine")
-    with pytest.raises(OutputError, match="deep/user.txt"):
+    with pytest.raises(OutputError, match=r"deep/user\.txt"):
         remove_output(folder, "model")
     assert (folder / "deep" / "user.txt").read_text() == "mine"

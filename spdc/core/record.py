@@ -146,14 +146,17 @@ def walk_output(folder: Path) -> tuple[dict[str, int], list[Path]]:
 def unrecorded_below(path: Path, *, stale: Callable[[Path], bool] = lambda _: False) -> list[str]:
     """What lies in `path` (an output, or a folder inside one) that spdc did not record there, at any depth:
     relative paths, with `(changed)` after a recorded file whose size is no longer the one spdc wrote. Entries
-    for which `stale` is true (a dead writer's staging) count as spdc's. A folder with no record is all foreign."""
+    for which `stale` is true (a dead writer's staging) count as spdc's. A folder outside any output is all
+    foreign; an output without a record is reported as such (callers refuse to replace it)."""
     if (path / MARKER_FILE).is_file():
         root, prefix = path, ""
     else:
-        output = enclosing_output(path)
-        if output is None:
+        marked = next((folder for folder in path.parents if (folder / MARKER_FILE).is_file()), None)
+        if marked is None:
             return sorted(walk_output(path)[0]) if path.is_dir() else []
-        root, prefix = output, path.relative_to(output).as_posix() + "/"
+        if recorded_files(marked) is None:
+            return []  # a folder of a run an older spdc started, being resumed: its own layout, as it was then
+        root, prefix = marked, path.relative_to(marked).as_posix() + "/"
     record = recorded_files(root)
     if record is None:
         return ["(no record of the files spdc wrote)"]
