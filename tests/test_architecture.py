@@ -143,3 +143,16 @@ def test_recorder_removes_its_hooks(tiny_model_dir: Path) -> None:
 def test_public_api_is_listed() -> None:
     for name in ("load_recipe", "finetune", "compress", "fold", "export", "validate", "evaluate", "bench", "report"):
         assert callable(getattr(spdc, name)) and name in spdc.__all__ and name in (spdc.__doc__ or "")
+
+
+def test_the_linter_reads_the_whole_package() -> None:
+    """ruff's exclude names the output folder (./runs), not every folder called runs (spdc/runs/ is code)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run([sys.executable, "-m", "ruff", "check", "--show-files", "spdc"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout
+    package = {path.relative_to(root).as_posix() for path in (root / "spdc").rglob("*.py")}
+    shown = {Path(line.strip()).resolve().relative_to(root).as_posix() for line in listed.splitlines() if line.strip()}
+    assert package <= shown, sorted(package - shown)

@@ -531,3 +531,17 @@ def test_outputs_of_this_spdc_refuse_to_be_removed_with_user_files(tmp_path: Pat
     with pytest.raises(OutputError, match=r"deep/user\.txt"):
         remove_output(folder, "model")
     assert (folder / "deep" / "user.txt").read_text() == "mine"
+
+
+def test_a_run_an_older_spdc_started_still_resumes(finished_run: Path, tmp_path: Path) -> None:
+    run = killed_run(finished_run, tmp_path)
+    (run / MARKER_FILE).write_text(json.dumps({"kind": "run", "spdc": "0.1.0"}))  # no record of its files
+    shutil.rmtree(run / "onnx")
+    checkpoint = latest_checkpoint(run / "checkpoints")
+    assert checkpoint is not None
+    header = json.loads((checkpoint / "checkpoint.json").read_text())
+    header["stage_step"] = header["progress"]["step"] = 2  # killed early: steps remain, model/ is replaced again
+    (checkpoint / "checkpoint.json").write_text(json.dumps(header))
+    result = invoke("finetune", str(run / "recipe.yaml"), "--out", str(run), "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    assert (run / "summary.json").is_file() and recorded_files(run) is None  # still an older run: not guessed

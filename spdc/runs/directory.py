@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from spdc.core.version import VERSION
-from spdc.core.cpu import cpu_info
 from spdc.core.atomic import atomic_append_text, atomic_write_text, ensure_dir
+from spdc.core.cpu import cpu_info
 from spdc.core.errors import CheckpointError
 from spdc.core.outputs import check_output, mark_output, output_kind, output_lock, remove_output
+from spdc.core.version import VERSION
 from spdc.recipe.schema import Recipe
 from spdc.runs.distributed import barrier, context, is_launch_rank_zero
 from spdc.runs.records import (

@@ -11,8 +11,8 @@ it at barriers. Without torchrun (WORLD_SIZE unset or 1) everything here is a no
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist

@@ -18,8 +18,8 @@ from spdc.models.families import check_sequence_length
 from spdc.models.loading import check_model_source, load_classifier
 from spdc.recipe.schema import Recipe
 from spdc.runs.directory import RunDirectory, check_run_output
-from spdc.runs.records import SplitSummary
 from spdc.runs.distributed import default_threads, init_distributed, rank_device
+from spdc.runs.records import SplitSummary
 from spdc.runs.runtime import configure_threads, resolve_device, resolve_precision, seed_everything
 
 
