@@ -16,7 +16,7 @@ prints with `--json`:
 Errors are `SpdcError` subclasses carrying the CLI's exit code (see `spdc.core.errors`).
 """
 
-from spdc.api import bench, compress, evaluate, export, finetune, fold, load_recipe, report, validate
+from spdc.api import bench, compress, evaluate, export, finetune, fold, load_recipe, predict, report, validate
 from spdc.benchmark.document import BenchDocument
 from spdc.core.errors import (
     ArtifactError,
@@ -42,5 +42,5 @@ __all__ = [
     "EvalResult", "ExportManifest", "ExportResult", "FinetuneSummary", "FoldResult", "ModelLoadError", "OutputError",
     "ParityError", "PeerLostError", "Recipe", "RecipeError", "ReportResult", "SpdcError", "UsageError",
     "ValidateResult", "bench", "compress", "evaluate", "export",
-    "finetune", "fold", "load_recipe", "report", "validate",
+    "finetune", "fold", "load_recipe", "predict", "report", "validate",
 ]

@@ -23,6 +23,7 @@ from spdc.runs.records import CompressSummary, EvalResult, FinetuneSummary, Fold
 if TYPE_CHECKING:
     from spdc.benchmark.document import BenchDocument
     from spdc.deploy.manifest import ExportResult, ValidateResult
+    from spdc.deploy.predict import PredictResult
     from spdc.reporting.frontier import FrontierResult
     from spdc.reporting.report import ReportResult
     from spdc.runs.setup import RunOptions
@@ -207,6 +208,18 @@ def evaluate(model: PathLike, *, task: str | TaskConfig | None = None, recipe: P
         updates["max_eval_samples"] = max_samples
     return evaluate_model(Path(model), config.model_copy(update=updates), split=split, batch_size=batch_size,
                           device=device, show_progress=show_progress, max_seq_length=max_seq_length)
+
+
+def predict(artifact: PathLike, input_file: PathLike, output_file: PathLike, *, batch_size: int = 32,
+            threads: int | None = None, skip_bad_rows: bool = False, show_progress: bool = True) -> PredictResult:
+    """Batch inference with an exported artifact over a CSV / TSV / JSON / JSONL file of the task's columns into a
+    JSONL file (`spdc predict`). A bad row stops the job before anything is written, unless `skip_bad_rows`."""
+    from spdc.deploy.predict import predict_file
+
+    checked("batch_size", batch_size)
+    checked("threads", threads)
+    return predict_file(Path(artifact), Path(input_file), Path(output_file), batch_size=batch_size,
+                        threads=threads, skip_bad_rows=skip_bad_rows, show_progress=show_progress)
 
 
 def bench_paths(run: ResolvedRun, *, show_progress: bool = True) -> list[Path]:

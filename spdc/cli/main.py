@@ -15,6 +15,7 @@ from spdc.cli.eval_cmd import eval_command
 from spdc.cli.export_cmd import export_command
 from spdc.cli.finetune_cmd import finetune_command
 from spdc.cli.fold_cmd import fold_command
+from spdc.cli.predict_cmd import predict_command
 from spdc.cli.recipe_cmd import recipe_group
 from spdc.cli.report_cmd import report_command
 from spdc.cli.validate_cmd import validate_command
@@ -64,4 +65,5 @@ cli.add_command(fold_command)
 cli.add_command(export_command)
 cli.add_command(validate_command)
 cli.add_command(bench_command)
+cli.add_command(predict_command)
 cli.add_command(report_command)
