@@ -545,3 +545,25 @@ def test_a_run_an_older_spdc_started_still_resumes(finished_run: Path, tmp_path:
     result = invoke("finetune", str(run / "recipe.yaml"), "--out", str(run), "--resume", "--json")
     assert result.exit_code == 0, result.output
     assert (run / "summary.json").is_file() and recorded_files(run) is None  # still an older run: not guessed
+
+
+def test_every_dev_metric_is_shown_beside_its_majority_baseline(finished_run: Path, tmp_path: Path,
+                                                               tiny_model_dir: Path, tiny_recipe) -> None:
+    from .conftest import write_stsb_like
+
+    summary = json.loads((finished_run / "summary.json").read_text())
+    dev_labels = [int(line.split("\t")[1]) for line in
+                  (finished_run.parent / "SST-2" / "dev.tsv").read_text().splitlines()[1:]]
+    majority = max(dev_labels.count(0), dev_labels.count(1)) / len(dev_labels)
+    assert summary["baseline"]["accuracy"] == pytest.approx(majority)
+    evaluated = invoke("eval", str(finished_run), "--task", "sst2", "--data-dir", str(finished_run.parent / "SST-2"),
+                       "--json")
+    assert one_json_document(evaluated)["baseline"]["accuracy"] == pytest.approx(majority)
+    table = invoke("eval", str(finished_run), "--task", "sst2", "--data-dir", str(finished_run.parent / "SST-2"))
+    assert "majority baseline" in table.output
+    stsb = write_stsb_like(tmp_path / "STS-B")
+    regression = finetune(load_recipe(tiny_recipe(epochs=1), ["task.name=stsb", f"task.data_dir={stsb}"]),
+                          RunOptions(output_dir=tmp_path / "stsb", show_progress=False))
+    assert regression.baseline == {"pearson": 0.0, "spearman": 0.0}  # the mean predicted for every row
+    report = spdc.report([finished_run], out=tmp_path / "report.md")
+    assert "majority baseline" in Path(report.report).read_text()

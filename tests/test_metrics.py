@@ -48,3 +48,14 @@ def test_compute_metrics_argmax_and_regression():
     }
     scores = compute_metrics(np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 3.0]), ["pearson"], regression=True)
     assert scores["pearson"] == pytest.approx(1.0)
+
+
+def test_the_constant_baseline_predicts_the_majority_label_or_the_mean() -> None:
+    from spdc.data.metrics import constant_baseline
+
+    scores = constant_baseline([1, 1, 1, 0], ["accuracy", "f1"], regression=False, num_labels=2)
+    assert scores == pytest.approx({"accuracy": 0.75, "f1": 6 / 7})  # all 1: 3 TP, 1 FP
+    minority = constant_baseline([0, 0, 1], ["accuracy", "f1"], regression=False, num_labels=2)
+    assert minority == pytest.approx({"accuracy": 2 / 3, "f1": 0.0})  # all 0: no positive predicted
+    regression = constant_baseline([0.5, 2.0, 4.5], ["pearson", "spearman"], regression=True, num_labels=1)
+    assert regression == {"pearson": 0.0, "spearman": 0.0}  # a constant correlates with nothing

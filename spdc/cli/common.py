@@ -143,11 +143,15 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def metrics_table(title: str, metrics: dict[str, float]) -> Table:
-    """A two-column table of metric values; wide enough that the title stays on one line."""
+def metrics_table(title: str, metrics: dict[str, float], baseline: dict[str, float] | None = None) -> Table:
+    """A table of metric values, with the majority-class (regression: mean) baseline beside each when known, so a
+    score at the baseline is seen for what it is; wide enough that the title stays on one line."""
     table = Table(title=title, min_width=min(len(title), 100))
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if baseline is not None:
+        table.add_column("majority baseline", justify="right")
     for name, value in metrics.items():
-        table.add_row(name, f"{value:.4f}")
+        extra = [f"{baseline[name]:.4f}" if name in baseline else "-"] if baseline is not None else []
+        table.add_row(name, f"{value:.4f}", *extra)
     return table

@@ -46,6 +46,8 @@ def compress_command(
     table.add_row("teacher", f"{summary.teacher_dev[main]:.4f}", "0.000", "0.000")
     student = summary.student_dev.get(main)
     table.add_row("student", f"{student:.4f}" if student is not None else "-", f"{sparsity:.3f}", f"{flops:.3f}")
+    if summary.baseline and main in summary.baseline:
+        table.add_row("majority baseline", f"{summary.baseline[main]:.4f}", "", "")
     stderr.print(table)
     stderr.print(f"student: {summary.model_dir}  ({summary.train_seconds} s training)")
     if summary.fold:

@@ -40,4 +40,4 @@ def eval_command(
         print_json(result.to_json())
     else:
         stderr.print(metrics_table(f"{result.task} {result.split}: {result.rows} rows from {result.source}",
-                                   result.metrics))
+                                   result.metrics, result.baseline))

@@ -40,5 +40,5 @@ def finetune_command(
         dropped = f", {info.dropped} bad rows dropped" if info.dropped else ""
         stderr.print(f"{name}: {info.rows} rows from {info.source}{dropped}")
     stderr.print(metrics_table(f"{summary.task} {summary.dev_split} (best step {summary.best_step})",
-                               summary.best_dev()))
+                               summary.best_dev(), summary.baseline))
     stderr.print(f"model: {summary.model_dir}  ({summary.train_seconds} s training)")

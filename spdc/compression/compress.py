@@ -187,7 +187,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
         wall_seconds=round(time.perf_counter() - started, 1), data=prepared.data_summary(),
         environment=prepared.environment, model_dir=str(run.model_dir) if progress.best_step else None,
         selected_on="validation" if prepared.validation_data is not None else "dev",
-        validation=progress.best_validation,
+        validation=progress.best_validation, baseline=prepared.dev_baseline(),
     )
     if recipe.export.fold and summary.model_dir and context().is_main:
         summary.fold = fold_model_dir(run.model_dir, run.path / FOLDED_DIR)

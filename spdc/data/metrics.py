@@ -42,6 +42,8 @@ def matthews_corrcoef(predictions: ArrayLike, references: ArrayLike) -> float:
 def pearson(predictions: ArrayLike, references: ArrayLike) -> float:
     preds = np.asarray(predictions, dtype=np.float64)
     refs = np.asarray(references, dtype=np.float64)
+    if np.ptp(preds) == 0 or np.ptp(refs) == 0:  # a constant correlates with nothing (and rounds to noise)
+        return 0.0
     preds_c, refs_c = preds - preds.mean(), refs - refs.mean()
     denominator = np.sqrt(np.sum(preds_c**2) * np.sum(refs_c**2))
     return float(np.sum(preds_c * refs_c) / denominator) if denominator else 0.0
@@ -83,3 +85,17 @@ def compute_metrics(
     """Score model outputs: argmax of logits for classification, the single logit for regression."""
     predictions = logits.reshape(-1) if regression else logits.argmax(axis=-1)
     return {name: METRICS[name](predictions, references) for name in names}
+
+
+def constant_baseline(references: Sequence[int | float], names: Sequence[str], *, regression: bool,
+                      num_labels: int) -> dict[str, float]:
+    """What predicting one value for every row scores on these references: the most frequent label
+    (classification), or their mean (regression, whose correlations are then 0). A model is only learning
+    something when it is clearly above this."""
+    refs = np.asarray(references, dtype=np.float64 if regression else np.int64)
+    if regression:
+        logits = np.full((len(refs), 1), float(refs.mean()))
+    else:
+        logits = np.zeros((len(refs), num_labels))
+        logits[:, int(np.bincount(refs, minlength=num_labels).argmax())] = 1.0
+    return compute_metrics(logits, refs, names, regression=regression)

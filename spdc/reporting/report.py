@@ -119,9 +119,9 @@ def _fmt(value: float | None, scale: float = 100.0, digits: int = 2) -> str:
 
 def summary_rows(runs: list[RunRecord]) -> list[str]:
     """Markdown summary table, one row per run."""
-    lines = [("| run | task | method | teacher | model (dev) | train (eval mode) | train - dev | retained "
-              "| sparsity | FLOPs cut | steps | train min |"),
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [("| run | task | method | majority baseline | teacher | model (dev) | train (eval mode) | train - dev "
+              "| retained | sparsity | FLOPs cut | steps | train min |"),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         summary, main = run.summary, run.main_metric
         gap = run.best_gap()
@@ -132,7 +132,8 @@ def summary_rows(runs: list[RunRecord]) -> list[str]:
         else:
             method, teacher, retained, sparsity, flops = "finetune", None, None, None, None
         lines.append(
-            f"| {run.name} | {summary.task} | {method} | {_fmt(teacher)} | {_fmt(run.dev_metric())} "
+            f"| {run.name} | {summary.task} | {method} | {_fmt((summary.baseline or {}).get(main))} "
+            f"| {_fmt(teacher)} | {_fmt(run.dev_metric())} "
             f"| {_fmt(gap[0] if gap else None)} | {_fmt(gap[0] - gap[1] if gap else None)} "
             f"| {_fmt(retained, 100, 1)} | {_fmt(sparsity, 100, 1)} | {_fmt(flops, 100, 0)} | {summary.steps} "
             f"| {summary.train_seconds / 60:.1f} |"
@@ -227,7 +228,8 @@ def _write_report(runs: list[RunRecord], out: Path, plots_dir: Path) -> ReportRe
     title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
     lines = [f"{REPORT_SIGNATURE.decode()} {title}", "", *summary_rows(runs), ""]
     lines.append("Metrics in %, on the dev split; train is measured in eval mode on a training sample at the best "
-                 "step; retained = student / teacher.")
+                 "step; retained = student / teacher; the majority baseline predicts the dev split's most frequent "
+                 "label (regression: its mean) for every row.")
     plots = _run_plots(runs[0], plots_dir) if len(runs) == 1 else _comparison_plots(runs, plots_dir)
     for caption, path in plots:
         lines += ["", f"## {caption}", "", f"![{caption}]({path.relative_to(out.parent).as_posix()})"]

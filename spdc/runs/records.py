@@ -96,6 +96,7 @@ class RunSummary(Result, ABC):
     model_dir: str | None
     selected_on: Literal["validation", "dev"] = "dev"  # which split chose the best checkpoint
     validation: dict[str, float] | None = None  # validation metrics of the best checkpoint
+    baseline: dict[str, float] | None = None  # the dev split's majority-class (regression: mean) prediction
 
     @abstractmethod
     def best_dev(self) -> dict[str, float]:
@@ -185,3 +186,4 @@ class EvalResult(Result):
     source: str
     main_metric: str
     metrics: dict[str, float]
+    baseline: dict[str, float] | None = None  # the split's majority-class (regression: mean) prediction

@@ -12,6 +12,7 @@ import torch
 
 from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
 from spdc.data.examples import SplitData, hold_out
+from spdc.data.metrics import constant_baseline
 from spdc.data.sources import load_split, task_spec
 from spdc.data.tasks import TaskSpec
 from spdc.models.families import check_sequence_length
@@ -50,6 +51,11 @@ class PreparedRun:
     precision: str
     run: RunDirectory
     environment: dict[str, Any]
+
+    def dev_baseline(self) -> dict[str, float]:
+        """The dev metrics of predicting the dev split's most frequent label (regression: its mean) for every row."""
+        return constant_baseline(self.dev_data.labels, self.spec.metrics, regression=self.spec.is_regression,
+                                 num_labels=self.spec.num_labels)
 
     def data_summary(self) -> dict[str, SplitSummary]:
         """Rows used and dropped per split, and where they came from (for summary.json and the CLI)."""

@@ -11,7 +11,7 @@ import torch
 
 from spdc.core.console import progress_bar
 from spdc.data.batching import DynamicPaddingCollator, encode
-from spdc.data.metrics import compute_metrics
+from spdc.data.metrics import compute_metrics, constant_baseline
 from spdc.data.sources import load_split, task_spec
 from spdc.data.tasks import TaskSpec
 from spdc.models.families import check_sequence_length, longest_sequence
@@ -96,5 +96,8 @@ def evaluate_model(model_path: Path, task: TaskConfig, *, split: str | None = No
         collate=DynamicPaddingCollator(loaded.tokenizer, regression=spec.is_regression), batch_size=batch_size,
         device=torch_device, description=f"eval {spec.name} {split_name}", show_progress=show_progress,
     )
+    baseline = constant_baseline([example.label for example in data.examples], spec.metrics,
+                                 regression=spec.is_regression, num_labels=spec.num_labels)
     return EvalResult(model=str(model_path), task=spec.name, split=split_name, rows=len(data.examples),
-                      dropped=data.dropped, source=data.source, main_metric=spec.main_metric, metrics=metrics)
+                      dropped=data.dropped, source=data.source, main_metric=spec.main_metric, metrics=metrics,
+                      baseline=baseline)

@@ -37,7 +37,7 @@ def _finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
         train_seconds=round(result.train_seconds, 1), wall_seconds=round(time.perf_counter() - started, 1),
         data=prepared.data_summary(), environment=prepared.environment, model_dir=str(prepared.run.model_dir),
         selected_on="validation" if prepared.validation_data is not None else "dev",
-        validation=result.best_validation,
+        validation=result.best_validation, baseline=prepared.dev_baseline(),
     )
     prepared.run.write_summary(summary)
     barrier()  # under torchrun, no rank goes on before rank 0 has written the run
