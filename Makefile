@@ -21,13 +21,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # The demo: teacher fine-tune + structured SPD student (compress), ONNX export with parity, bench, report.
-DEMO := runs/demo-minilm-mrpc
+DEMO := runs/demo-minilm-sst2
 demo: install
-	$(BIN)/spdc compress recipes/demo-minilm-mrpc.yaml --overwrite
+	$(BIN)/spdc compress recipes/demo-minilm-sst2.yaml --overwrite
 	$(BIN)/spdc export $(DEMO)-teacher --onnx
 	$(BIN)/spdc export $(DEMO) --onnx
 	$(BIN)/spdc bench $(DEMO)-teacher/onnx $(DEMO)/onnx --batch-sizes 1,32 --seq-lens 128 --threads 2 \
-		--time-s 2 --task mrpc --plot $(DEMO)/latency.png
+		--time-s 2 --task sst2 --plot $(DEMO)/latency.png
 	$(BIN)/spdc report $(DEMO)
 
 # Lint (ruff), types (mypy, configured in pyproject.toml), then the offline test suite: what CI runs.

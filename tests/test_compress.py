@@ -171,7 +171,7 @@ def test_compress_recipe_rules(compress_recipe, tmp_path: Path) -> None:
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
-@pytest.mark.parametrize("path", sorted([*RECIPES.glob("*spd*.yaml"), RECIPES / "demo-minilm-mrpc.yaml"]),
+@pytest.mark.parametrize("path", sorted([*RECIPES.glob("*spd*.yaml"), *RECIPES.glob("demo-*.yaml")]),
                          ids=lambda p: p.name)
 def test_shipped_spd_recipes_pass_compress_rules(path: Path) -> None:
     recipe = load_recipe(path)

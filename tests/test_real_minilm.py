@@ -47,3 +47,22 @@ def test_demo_recipe_runs_a_few_steps_on_real_mrpc(tmp_path: Path, monkeypatch: 
     # A written teacher is a plain transformers model directory.
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert model.config.num_labels == 2 and (out / "model" / "tokenizer.json").is_file()
+
+
+@requires_minilm
+@requires_real_glue
+def test_the_demo_recipe_runs_a_few_steps_on_real_sst2_and_reports_the_baseline(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    glue_dir = real_glue_dir()
+    assert glue_dir is not None
+    monkeypatch.setenv("SPDC_DATA_DIR", str(glue_dir.parent))
+    result = CliRunner().invoke(cli, [
+        "finetune", str(ROOT / "recipes" / "demo-minilm-sst2.yaml"), "--out", str(tmp_path / "demo"), "--json",
+        "--set", "task.max_train_samples=64", "--set", "teacher.finetune.max_steps=2",
+        "--set", "teacher.finetune.train_eval_samples=0",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    dev_labels = [line.rsplit("\t", 1)[1] for line in (glue_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]]
+    majority = max(dev_labels.count("0"), dev_labels.count("1")) / len(dev_labels)
+    assert summary["baseline"]["accuracy"] == pytest.approx(majority) and len(dev_labels) == 872

@@ -26,7 +26,10 @@ from spdc.benchmark.document import (
 from spdc.benchmark.machine import machine_info
 from spdc.benchmark.models import BenchModel, bench_inputs, engine_of, load_bench_model, resolve_bench_provider
 from spdc.benchmark.timing import interleaved_order, latency_stats, time_calls
+from spdc.core.errors import ArtifactError, OutputError
 from spdc.core.version import VERSION
+from spdc.deploy.manifest import MANIFEST_FILE
+from spdc.deploy.model_card import record_bench
 from spdc.models.families import check_sequence_length
 from spdc.recipe.schema import TaskConfig
 
@@ -87,7 +90,7 @@ def run_bench(paths: list[Path], settings: BenchSettings,
             if note:
                 notes.append(note)
             results += cells
-    return BenchDocument(
+    document = BenchDocument(
         spdc=VERSION, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         machine=machine_info(provider, intra_op_threads=settings.threads),
         settings=BenchSettingsRecord(
@@ -103,6 +106,26 @@ def run_bench(paths: list[Path], settings: BenchSettings,
         ) for index, model in enumerate(models)],
         order=schedule, results=results, notes=[*settings.notes, *notes],
     )
+    record_in_artifacts(document)
+    return document
+
+
+def record_in_artifacts(document: BenchDocument) -> None:
+    """Each spdc artifact benched keeps its own cells and the machine block (its model card shows them); an
+    artifact that cannot be written (read-only, in use) is said in the document's notes, never fatal."""
+    baseline = document.models[0]
+    for model in document.models:
+        folder = Path(model.path)
+        if model.engine != "ort" or not (folder / MANIFEST_FILE).is_file():
+            continue
+        cells = [{"batch": cell.batch, "seq_len": cell.seq_len, "p50_ms": cell.latency_ms["median"],
+                  "items_per_s": cell.items_per_s, "speedup": cell.speedup}
+                 for cell in document.results if cell.model == model.index]
+        try:
+            record_bench(folder, {"created": document.created, "baseline": baseline.path,
+                                  "machine": document.machine.to_dict(), "cells": cells})
+        except (OutputError, ArtifactError) as error:
+            document.notes.append(f"the bench was not recorded in {folder}: {error}")
 
 
 def unsteady_baseline(cells: list[CellResult]) -> str | None:

@@ -36,8 +36,8 @@ from spdc.deploy.manifest import (
     ManifestSource,
     ParityReport,
     SparseRecord,
-    write_manifest,
 )
+from spdc.deploy.model_card import record_manifest
 from spdc.deploy.onnx_export import export_to_onnx
 from spdc.deploy.optimize import HeadLayout, Optimization, optimize_graph
 from spdc.deploy.parity import check_parity, parity_rows
@@ -187,7 +187,7 @@ def _export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *,
         if validate and source.task is not None:
             on_step("checking parity")
             manifest = manifest.with_parity(parity(final))
-        write_manifest(staging, manifest)
+        record_manifest(out, manifest, location=staging)
         mark_output(staging, "artifact")  # last: it records the files the artifact holds
     if manifest.status == "failed":
         raise ParityError(f"parity failed for {out} (artifact kept, marked failed): " + manifest.failed_checks(),

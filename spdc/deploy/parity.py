@@ -21,8 +21,8 @@ from spdc.deploy.manifest import (
     ParityReport,
     ValidateResult,
     read_manifest,
-    write_manifest,
 )
+from spdc.deploy.model_card import record_manifest
 from spdc.deploy.sessions import create_session, open_artifact, session_feed
 from spdc.recipe.schema import ParityThresholds, TaskConfig
 from spdc.training.evaluation import batches
@@ -118,5 +118,5 @@ def validate_artifact(artifact: Path, *, task: TaskConfig | None = None, data_di
         thresholds=ParityThresholds.model_validate(manifest.thresholds), threads=threads,
         show_progress=show_progress, rows=rows,
     )
-    write_manifest(artifact, manifest.with_parity(report))
+    record_manifest(artifact, manifest.with_parity(report))
     return ValidateResult(artifact=str(artifact), reference=str(reference_dir), parity=report)
