@@ -106,3 +106,27 @@ def test_report_of_a_finetune_run_shows_its_dev_metric(tiny_recipe, tmp_path: Pa
     assert reported.exit_code == 0, reported.output
     row = next(line for line in (tmp_path / "t" / "report.md").read_text().splitlines() if line.startswith("| t |"))
     assert row.split("|")[5].strip() == f"{dev * 100:.2f}"
+
+
+def test_the_gpu_check_refuses_without_cuda_and_its_recipes_are_valid(tmp_path: Path) -> None:
+    """benchmarks/gpu_check.py has not run on a GPU in this suite: on CPU it must refuse and write nothing, and the
+    recipes it will run there must pass spdc's own validation."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from benchmarks.gpu_check import recipe
+    from spdc.compression.compress import check_compress_recipe
+    from spdc.recipe import load_recipe
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: run the check itself")
+    out = tmp_path / "gpu.md"
+    result = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--out", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "no CUDA device" in result.stderr and not out.exists()
+    for precision in ("bf16", "fp16"):
+        finetune_recipe = load_recipe(recipe(tmp_path, tmp_path, tmp_path, precision, compress=False))
+        assert finetune_recipe.device == "cuda" and finetune_recipe.precision == precision
+        check_compress_recipe(load_recipe(recipe(tmp_path, tmp_path, tmp_path, precision, compress=True)))
