@@ -224,6 +224,18 @@ class ParityThresholds(StrictModel):
         0.99, ge=0, le=1, description="fp16: least fraction of equal top-1 predictions (near-ties may flip).")
 
 
+class TrackingConfig(StrictModel):
+    """Experiment tracking (`pip install 'spdc[tracking]'`). The run directory stays the record; trackers mirror it."""
+
+    backends: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="tensorboard: event files in <run>/tensorboard; mlflow: a run through "
+        "MLflow's client (params = the resolved recipe, metrics per logging step and evaluation, summary and "
+        "report as artifacts, tagged with the run directory).")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; null: a local file store beside the run (<runs folder>/mlruns).")
+    mlflow_experiment: str | None = Field(None, description="MLflow experiment; null: the recipe's name.")
+
+
 class ExportConfig(StrictModel):
     """Folding, ONNX export, optimisation, quantisation and the parity check that follows every export."""
 
@@ -297,6 +309,7 @@ class Recipe(StrictModel):
     distillation: DistillationConfig = Field(default_factory=DistillationConfig, description="Distillation losses.")
     stages: list[StageConfig] = Field(default_factory=list, description="Compression stages, run in order.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="Fold, export and parity settings.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Experiment tracking backends.")
 
     def resolved_output_dir(self) -> Path:
         return self.output_dir or Path("runs") / self.name
@@ -311,8 +324,8 @@ class Recipe(StrictModel):
                 "teacher": self.teacher.model_dump(mode="json", exclude={"finetuned"})}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
-    def fingerprint(self, *, ignore: tuple[str, ...] = ("output_dir", "export")) -> str:
-        """Hash of the resolved recipe, used to refuse resuming a run with a different recipe (export settings
-        do not change training, so they are left out)."""
+    def fingerprint(self, *, ignore: tuple[str, ...] = ("output_dir", "export", "tracking")) -> str:
+        """Hash of the resolved recipe, used to refuse resuming a run with a different recipe (export and
+        tracking settings do not change training, so they are left out)."""
         data = self.model_dump(mode="json", exclude=set(ignore))
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -35,6 +35,7 @@ from spdc.runs.records import (
     parse_metrics_line,
     serialize_record,
 )
+from spdc.runs.tracking import Tracking
 
 
 def check_run_output(path: Path, *, inputs: Iterable[Path], overwrite: bool) -> Path:
@@ -54,6 +55,11 @@ def run_lock(path: Path) -> contextlib.AbstractContextManager[None]:
 class RunDirectory:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.tracking = Tracking({})  # the recipe's trackers, started by `start_tracking`
+
+    def start_tracking(self, recipe: Recipe) -> None:
+        """Mirror this run into the recipe's tracking backends (rank 0 only)."""
+        self.tracking = Tracking.start(self.path, recipe, enabled=context().is_main)
 
     @property
     def recipe_file(self) -> Path:
@@ -140,6 +146,7 @@ class RunDirectory:
         """Append one record (rank 0 of a distributed run writes; the others share its directory)."""
         if context().is_main:
             atomic_append_text(self.metrics_file, serialize_record(record))
+            self.tracking.metrics(tracked_metrics(record), record.step)
 
     def read_metrics(self) -> list[TrainRecord | EvalRecord]:
         """Every complete record. A torn last line (a process killed mid-write by an older spdc, or another
@@ -169,3 +176,21 @@ class RunDirectory:
     def write_summary(self, summary: RunSummary) -> None:
         if context().is_main:
             atomic_write_text(self.summary_file, json.dumps(summary.to_dict(), indent=2) + "\n")
+            self.tracking.finish([self.summary_file, self.recipe_file, self.path / "report.md"])
+
+
+def tracked_metrics(record: TrainRecord | EvalRecord) -> dict[str, float]:
+    """A metrics record as tracker series: train/loss, train/lr and the loss parts, or dev/, validation/ and
+    train_eval/ metrics, plus the stage fields (p, sparsities) when set."""
+    values: dict[str, float] = {}
+    if isinstance(record, TrainRecord):
+        values = {"train/loss": record.loss, "train/lr": record.lr,
+                  **{f"train/{name}": value for name, value in record.loss_parts().items()}}
+    else:
+        for split, metrics in (("dev", record.dev), ("validation", record.validation), ("train_eval", record.train)):
+            values.update({f"{split}/{name}": value for name, value in (metrics or {}).items()})
+    for field in ("p", "sparsity", "head_sparsity", "neuron_sparsity"):
+        value = getattr(record, field)
+        if value is not None:
+            values[f"stage/{field}"] = float(value)
+    return values

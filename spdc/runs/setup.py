@@ -97,6 +97,7 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
                           model=recipe.teacher.model)
     run = RunDirectory.prepare(out, recipe, resume=options.resume, overwrite=options.overwrite,
                                inputs=recipe_inputs(recipe))
+    run.start_tracking(recipe)
     environment = run.write_environment(device.type, threads, precision=precision,
                                         precision_requested=recipe.precision)
     max_len = recipe.task.max_seq_length
