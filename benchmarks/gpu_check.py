@@ -58,8 +58,8 @@ def timed(name: str, args: list[str], *, torchrun: int = 0, describe: str = "") 
     return Check(name, "failed", f"exit {code}: {message if isinstance(message, str) else message[0]}", seconds)
 
 
-def recipe(folder: Path, model: Path, data: Path, precision: str, *, compress: bool) -> Path:
-    body = (f"name: gpu-{precision}{'-spd' if compress else ''}\nseed: 1\ndevice: cuda\nprecision: {precision}\n"
+def recipe(folder: Path, model: Path, data: Path, precision: str, *, compress: bool, device: str = "cuda") -> Path:
+    body = (f"name: gpu-{precision}{'-spd' if compress else ''}\nseed: 1\ndevice: {device}\nprecision: {precision}\n"
             f"task: {{name: sst2, data_dir: {data}, max_seq_length: 32}}\n")
     if compress:
         body += (f"teacher: {{model: {model}}}\nmethod: spd\npruning: {{granularity: structured, head_sparsity: 0.5, "
@@ -74,7 +74,8 @@ def recipe(folder: Path, model: Path, data: Path, precision: str, *, compress: b
     return path
 
 
-def run_checks(work: Path) -> list[Check]:
+def run_checks(work: Path, *, device: str = "cuda") -> list[Check]:
+    """Every check on CUDA; with device "cpu" (`--cpu-rehearsal`), the CPU-runnable ones, to test the script."""
     import onnxruntime
     import torch
 
@@ -84,13 +85,17 @@ def run_checks(work: Path) -> list[Check]:
     model = build_tiny_family("bert", work / "tiny-bert")
     data = write_sst2_like(work / "SST-2")
     checks = []
-    for precision in ("bf16", "fp16"):
-        checks.append(timed(f"fine-tune on CUDA, {precision}", ["finetune", str(recipe(work, model, data, precision,
-                            compress=False)), "--out", str(work / f"ft-{precision}")],
-                            describe="20 steps" + (" with the gradient scaler" if precision == "fp16" else "")))
-        checks.append(timed(f"SPD compress on CUDA, {precision}", ["compress", str(recipe(
-            work, model, data, precision, compress=True)), "--out", str(work / f"spd-{precision}")],
+    for precision in ("bf16", "fp16") if device == "cuda" else ("bf16",):
+        checks.append(timed(f"fine-tune on {device}, {precision}", ["finetune", str(recipe(
+            work, model, data, precision, compress=False, device=device)), "--out", str(work / f"ft-{precision}")],
+            describe="20 steps" + (" with the gradient scaler" if precision == "fp16" else "")))
+        checks.append(timed(f"SPD compress on {device}, {precision}", ["compress", str(recipe(
+            work, model, data, precision, compress=True, device=device)), "--out", str(work / f"spd-{precision}")],
             describe="structured 50%, grafting, folded"))
+    if device != "cuda":  # the rest needs CUDA; the export is the last step a CPU can rehearse
+        checks.append(timed("fp16 ONNX export with parity", ["export", str(work / "spd-bf16"), "--precision", "fp16",
+                                                               "--out", str(work / "onnx-fp16")]))
+        return checks
     gpus = torch.cuda.device_count()
     if gpus >= 2:
         checks.append(timed("torchrun, nccl, 2 processes", ["finetune", str(recipe(work, model, data, "bf16",
@@ -141,9 +146,17 @@ def page(checks: list[Check], command: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "gpu.md")
+    parser.add_argument("--cpu-rehearsal", action="store_true",
+                        help="run the CPU-runnable checks on CPU to test this script; prints, writes nothing")
     args = parser.parse_args()
     import torch
 
+    if args.cpu_rehearsal:
+        with tempfile.TemporaryDirectory(prefix="spdc-gpu-rehearsal-") as folder:
+            checks = run_checks(Path(folder), device="cpu")
+        for check in checks:
+            print(f"{check.status:8} {check.name}: {check.detail}")
+        return 1 if any(check.status == "failed" for check in checks) else 0
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False): nothing checked, nothing "
               "written. Run it on a machine with a GPU.", file=sys.stderr)

@@ -105,7 +105,7 @@ def test_report_of_a_finetune_run_shows_its_dev_metric(tiny_recipe, tmp_path: Pa
     reported = runner.invoke(cli, ["report", str(tmp_path / "t"), "--json"])
     assert reported.exit_code == 0, reported.output
     row = next(line for line in (tmp_path / "t" / "report.md").read_text().splitlines() if line.startswith("| t |"))
-    assert row.split("|")[5].strip() == f"{dev * 100:.2f}"
+    assert row.split("|")[6].strip() == f"{dev * 100:.2f}"  # after the majority baseline column
 
 
 def test_the_gpu_check_refuses_without_cuda_and_its_recipes_are_valid(tmp_path: Path) -> None:
@@ -126,6 +126,10 @@ def test_the_gpu_check_refuses_without_cuda_and_its_recipes_are_valid(tmp_path: 
     result = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--out", str(out)], cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2 and "no CUDA device" in result.stderr and not out.exists()
+    rehearsal = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu-rehearsal"], cwd=ROOT,
+                               capture_output=True, text=True, check=False, timeout=600)
+    assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr[-2000:]
+    assert rehearsal.stdout.count("passed ") == 3  # the same spdc commands, on CPU: fine-tune, SPD, fp16 export
     for precision in ("bf16", "fp16"):
         finetune_recipe = load_recipe(recipe(tmp_path, tmp_path, tmp_path, precision, compress=False))
         assert finetune_recipe.device == "cuda" and finetune_recipe.precision == precision
