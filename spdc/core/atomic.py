@@ -21,6 +21,7 @@ from pathlib import Path
 
 from spdc.core.errors import OutputError
 from spdc.core.record import (
+    listed,
     replace_file,
     staging_owner,
     staging_prefix,
@@ -155,7 +156,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
             foreign = unrecorded_below(path, stale=is_stale_staging)
             if foreign:
                 raise OutputError(f"refusing to replace {path}: it holds files spdc did not write "
-                                  f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); move them out")
+                                  f"({listed(foreign)}); move them out")
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, OSError):

@@ -23,7 +23,15 @@ from typing import Literal
 
 from spdc.core.atomic import is_stale_staging
 from spdc.core.errors import OutputError
-from spdc.core.record import read_marker, recorded_files, unrecorded_below, walk_output, write_error, write_marker
+from spdc.core.record import (
+    listed,
+    read_marker,
+    recorded_files,
+    unrecorded_below,
+    walk_output,
+    write_error,
+    write_marker,
+)
 
 OutputKind = Literal["run", "artifact", "model", "plots"]
 
@@ -47,10 +55,6 @@ def foreign_entries(path: Path) -> list[str]:
 
 def _is_within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
-
-
-def _listed(names: list[str]) -> str:
-    return ", ".join(names[:3]) + (f", ... ({len(names)} in all)" if len(names) > 3 else "")
 
 
 def check_output(path: Path, kind: OutputKind, *, inputs: Iterable[Path] = (), replace: bool,
@@ -94,7 +98,7 @@ def _check_output(path: Path, kind: OutputKind, *, inputs: Iterable[Path], repla
         raise OutputError(f"{what} {path} already exists; {how_to_replace}")
     foreign = foreign_entries(location)
     if foreign:
-        raise OutputError(f"{what} {path} holds files spdc did not write ({_listed(foreign)}): replacing it would "
+        raise OutputError(f"{what} {path} holds files spdc did not write ({listed(foreign)}): replacing it would "
                           "delete them; move them out or choose another location")
     return location
 
@@ -118,7 +122,7 @@ def remove_output(path: Path, kind: OutputKind) -> None:
     """Delete an output folder that `check_output` accepted (never anything else)."""
     foreign = foreign_entries(path) if output_kind(path) == kind else ["(not an spdc output)"]
     if foreign:
-        raise OutputError(f"refusing to delete {path}: it is not only an spdc {kind} ({_listed(foreign)})")
+        raise OutputError(f"refusing to delete {path}: it is not only an spdc {kind} ({listed(foreign)})")
     shutil.rmtree(path)
 
 

@@ -90,10 +90,13 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) and isinstance(document.get("kind"), str) else None
 
 
-def recorded_files(folder: Path) -> dict[str, int] | None:
-    """Relative path -> size of every file spdc recorded in `folder`; None for a folder without a record (not
-    spdc's, or written by an spdc that kept none)."""
-    document = read_marker(folder)
+def listed(names: list[str]) -> str:
+    """The first few of `names` for a message, and how many there are in all."""
+    return ", ".join(names[:3]) + (f", ... ({len(names)} in all)" if len(names) > 3 else "")
+
+
+def _files_of(document: dict[str, Any] | None) -> dict[str, int] | None:
+    """The record of a marker document: relative path -> size; None when it keeps none."""
     if document is None or document.get("record") != RECORD_FORMAT or not isinstance(document.get("files"), dict):
         return None
     files = document["files"]
@@ -102,19 +105,27 @@ def recorded_files(folder: Path) -> dict[str, int] | None:
     return dict(files)
 
 
+def recorded_files(folder: Path) -> dict[str, int] | None:
+    """Relative path -> size of every file spdc recorded in `folder`; None for a folder without a record (not
+    spdc's, or written by an spdc that kept none)."""
+    return _files_of(read_marker(folder))
+
+
 def write_marker(folder: Path, kind: str, files: dict[str, int]) -> None:
     document = {"kind": kind, "spdc": VERSION, "record": RECORD_FORMAT, "files": dict(sorted(files.items()))}
     replace_file(folder / MARKER_FILE, (json.dumps(document, indent=1) + "\n").encode("utf-8"))
 
 
-def enclosing_output(path: Path) -> Path | None:
-    """The nearest folder above `path` that is a recorded spdc output; None outside one, or inside a folder
-    still being staged."""
+def _enclosing_record(path: Path) -> tuple[Path, str, dict[str, int]] | None:
+    """The nearest folder above `path` that is a recorded spdc output, its kind and its record (the marker read
+    once); None outside one, or inside a folder still being staged."""
     if is_staging_path(path.parent):
         return None
     for folder in path.parents:
         if (folder / MARKER_FILE).is_file():
-            return folder if recorded_files(folder) is not None else None
+            document = read_marker(folder)
+            files = _files_of(document)
+            return (folder, document["kind"], files) if document is not None and files is not None else None
     return None
 
 
@@ -180,12 +191,10 @@ def unrecorded_below(path: Path, *, stale: Callable[[Path], bool] = lambda _: Fa
 def update_record(path: Path, *, written: bool) -> None:
     """Record (`written`) or forget `path`, a file or folder just written or removed, in the output around it.
     A folder that is itself an output keeps its own record, so its parent's record only forgets what it held."""
-    output = enclosing_output(path)
-    if output is None:
+    enclosing = _enclosing_record(path)
+    if enclosing is None:
         return
-    document = read_marker(output)
-    files = recorded_files(output)
-    assert document is not None and files is not None
+    output, kind, files = enclosing
     relative = path.relative_to(output).as_posix()
     files = {name: size for name, size in files.items() if name != relative and not name.startswith(relative + "/")}
     if written and path.is_dir() and not path.is_symlink():
@@ -193,4 +202,4 @@ def update_record(path: Path, *, written: bool) -> None:
             files.update({f"{relative}/{name}": size for name, size in walk_output(path)[0].items()})
     elif written and os.path.lexists(path):
         files[relative] = path.lstat().st_size
-    write_marker(output, document["kind"], files)
+    write_marker(output, kind, files)
