@@ -39,6 +39,8 @@ def test_tensorboard_and_mlflow_receive_params_metrics_and_artifacts(tiny_recipe
     assert {"summary.json", "recipe.yaml"} <= {artifact.path for artifact in
                                               client.list_artifacts(mlflow_run.info.run_id)}
     assert mlflow_run.info.status == "FINISHED"
+    again = finetune(recipe, RunOptions(output_dir=run, overwrite=True, show_progress=False))  # the events are spdc's
+    assert again.best_step == summary.best_step
 
 
 def test_a_failing_backend_warns_once_and_the_run_finishes(tiny_recipe, tmp_path: Path,

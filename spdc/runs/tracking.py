@@ -11,11 +11,13 @@ dropped, and the run goes on: tracking never loses a run. Under torchrun only ra
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from spdc.core.console import stderr
+from spdc.core.record import update_record
 from spdc.recipe.schema import Recipe, TrackingConfig
 
 RUN_TAG = "spdc.run_dir"
@@ -42,7 +44,8 @@ class TensorBoardTracker:
     def __init__(self, run_dir: Path, config: TrackingConfig, name: str) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.folder = run_dir / "tensorboard"
+        self.writer = SummaryWriter(str(self.folder))
 
     def log_params(self, params: dict[str, str]) -> None:
         self.writer.add_text("recipe", "\n".join(f"    {key}: {value}" for key, value in params.items()), 0)
@@ -50,12 +53,20 @@ class TensorBoardTracker:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, step)
+        self._flush()
+
+    def _flush(self) -> None:
+        """SummaryWriter writes its event files itself: record them in the run's marker as they grow, so the run
+        stays wholly spdc's (and `--overwrite` can replace it)."""
+        self.writer.flush()
+        update_record(self.folder, written=True)
 
     def log_artifact(self, path: Path) -> None:
         """TensorBoard has no artifacts; the files are in the run directory beside the event files."""
 
     def close(self) -> None:
         self.writer.close()
+        update_record(self.folder, written=True)
 
 
 class MlflowTracker:
@@ -133,7 +144,7 @@ class Tracking:
             self._guard(backend, functools.partial(call, tracker))
 
     def metrics(self, metrics: dict[str, float], step: int) -> None:
-        finite = {name: value for name, value in metrics.items() if value == value and abs(value) != float("inf")}
+        finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
         if finite:
             self.each(lambda tracker: tracker.log_metrics(finite, step))
 
