@@ -83,7 +83,8 @@ def hold_out(split: SplitData, fraction: float) -> tuple[SplitData, SplitData]:
             SplitData(held, f"{split.source} (validation: {fraction:g} held out)"))
 
 
-def _text(row: dict[str, Any], column: str) -> str:
+def row_text(row: dict[str, Any], column: str) -> str:
+    """The text in `column` of a row; ValueError (the row is bad) when it is missing, empty or not text."""
     if column not in row or row[column] is None:
         raise ValueError(f"missing column {column!r}")
     if isinstance(row[column], dict | list):
@@ -112,8 +113,8 @@ def build_examples(
         try:
             if isinstance(row, str):
                 raise ValueError(row)
-            text = _text(row, columns.text)
-            pair = _text(row, columns.text_pair) if columns.text_pair else None
+            text = row_text(row, columns.text)
+            pair = row_text(row, columns.text_pair) if columns.text_pair else None
             if columns.label not in row or row[columns.label] is None:
                 raise ValueError(f"missing column {columns.label!r}")
             label = labels.parse(row[columns.label])

@@ -17,6 +17,7 @@ from spdc.core.console import progress_bar
 from spdc.core.errors import ArtifactError, DataError
 from spdc.core.outputs import check_output_file
 from spdc.core.records import Result
+from spdc.data.examples import row_text
 from spdc.data.readers import detect_format, read_rows
 from spdc.data.sources import task_spec
 from spdc.deploy.manifest import ONNX_FILE, read_manifest
@@ -64,12 +65,7 @@ def _read_rows(path: Path, task: TaskConfig, *, skip_bad_rows: bool) -> tuple[li
         try:
             if isinstance(row, str):
                 raise ValueError(row)
-            texts = []
-            for name in wanted:
-                value = row.get(name)
-                if value is None or not str(value).strip():
-                    raise ValueError(f"missing or empty column {name!r}")
-                texts.append(str(value).strip())
+            texts = [row_text(row, name) for name in wanted]
         except ValueError as exc:
             reason = f"{path}, {word} {number}: {exc}"
             if not skip_bad_rows:
