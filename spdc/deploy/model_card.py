@@ -90,7 +90,8 @@ def card_text(artifact: Path, manifest: ExportManifest, *, location: Path | None
     """The card of `artifact` (its final place: `location` is where its files are now, a staging folder)."""
     summary = _run_summary(manifest)
     name = card_name(artifact, manifest)
-    header = yaml.safe_dump(front_matter(manifest, name, summary), sort_keys=False, allow_unicode=True)
+    matter = front_matter(manifest, name, summary)
+    header = yaml.safe_dump(matter, sort_keys=False, allow_unicode=True)
     task = manifest.task or {}
     lines = ["---", header.rstrip(), "---", NOTICE, "", f"# {name}", "",
              (f"An ONNX export ({manifest.export.precision}, optimisation {manifest.export.optimize}) made by spdc "
@@ -98,7 +99,7 @@ def card_text(artifact: Path, manifest: ExportManifest, *, location: Path | None
              "## Model", "", f"- Task: {task.get('name', 'not recorded')}, head: sequence classification"
              + (" (regression)" if task.get("regression") else "")]
     if summary is not None:
-        lines.append(f"- Base model: `{front_matter(manifest, name, summary)['base_model']}`")
+        lines.append(f"- Base model: `{matter['base_model']}`")
         for split, info in summary.data.items():
             lines.append(f"- {split} rows: {info.rows:,} from `{info.source}`"
                          + (f" ({info.dropped} bad rows dropped)" if info.dropped else ""))
