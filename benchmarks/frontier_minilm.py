@@ -26,6 +26,9 @@ student as soon as its task's teachers are done. The jobs:
   magnitude at 85% on the 8,000 (is the gain the data's or SPD's?); SPD at 80%, local and global. Two seeds each.
 - all rows (last): SST-2 SPD, then kd, at 80% with global scope on all of SST-2's training rows for the
   teacher's 2 epochs, two seeds each.
+- one-shot (right after the teachers): kd on a student cut once before training (`pruning.schedule: oneshot`,
+  first-order scores over 32 batches) and folded at once, at 85% and 50%, local and global scope, both tasks,
+  two seeds: the fast path a user may pick instead of SPD.
 """
 
 from __future__ import annotations
@@ -318,6 +321,17 @@ def all_rows(seed: int, method: str = "spd") -> Job:
                           *both_stages("eval_every_steps=300"), *GLOBAL_SCOPE))
 
 
+ONESHOT = ("pruning.schedule=oneshot",)
+
+
+def oneshot_points(task: str, seed: int) -> list[Job]:
+    """The fast path beside SPD: one-shot first-order cut (32 batches) at 85% and 50%, local and global scope,
+    folded before training, then kd on the grid's schedule (the same epochs, learning rate and losses)."""
+    return [student(task, f"{scope}{round(sparsity * 100)}-kd-oneshot-seed{seed}", method="kd", sparsity=sparsity,
+                    seed=seed, extra=(*ONESHOT, *(GLOBAL_SCOPE if scope == "g" else ())))
+            for sparsity in (0.85, 0.5) for scope in ("s", "g")]  # s: local scope, g: global, as on the grid
+
+
 def tuning_jobs() -> list[Job]:
     """SST-2 at 85%, seed 42: the other learning rates of each method (the grid's runs are the GRID_RATE ones)
     and SPD's constant-then-linear grafting ramp; compared on the validation split."""
@@ -328,15 +342,17 @@ def tuning_jobs() -> list[Job]:
 
 def queue() -> list[Job]:
     """Every job in priority order, so a stopped sweep leaves the most important comparisons done: the teachers;
-    MRPC at 85% for the three methods; the MRPC students the deployment benchmark uses (50%, global scope,
-    unstructured 90% at the paper's lr); bf16 vs fp32 (four short runs); SST-2 at 85%; the second seed of both;
-    SST-2 on more rows; 70% on both tasks and the 2-layer baseline; the remaining frontier points; tuning; SST-2 on
-    sentence-like rows (SPD at 85%, 70% and 80%, kd and magnitude at 85%, 16,000 rows at 85%, global scope at
-    80%); SST-2 on all its training rows (SPD, then kd, at global 80%)."""
+    the one-shot + kd points on both tasks (the newest question, and the cheapest runs); MRPC at 85% for the
+    three methods; the MRPC students the deployment benchmark uses (50%, global scope, unstructured 90% at the
+    paper's lr); bf16 vs fp32 (four short runs); SST-2 at 85%; the second seed of both; SST-2 on more rows;
+    70% on both tasks and the 2-layer baseline; the remaining frontier points; tuning; SST-2 on sentence-like rows
+    (SPD at 85%, 70% and 80%, kd and magnitude at 85%, 16,000 rows at 85%, global scope at 80%); SST-2 on all its
+    training rows (SPD, then kd, at global 80%)."""
     unstructured = student("mrpc", "u90-spd-lr6.4e-4-seed42", method="spd", sparsity=None, seed=42, lr="6.4e-4",
                            extra=UNSTRUCTURED)
     return [
-        *teacher_jobs(), *compared("mrpc", 0.85, 42), *extra_points("mrpc", 42), unstructured,
+        *teacher_jobs(), *oneshot_points("mrpc", 42), *oneshot_points("mrpc", 43), *oneshot_points("sst2", 42),
+        *oneshot_points("sst2", 43), *compared("mrpc", 0.85, 42), *extra_points("mrpc", 42), unstructured,
         *precision_jobs(), *compared("sst2", 0.85, 42), *compared("mrpc", 0.85, 43), *compared("sst2", 0.85, 43),
         more_rows(), *compared("mrpc", 0.7, 42), *compared("mrpc", 0.7, 43), shallow("mrpc", 42), shallow("mrpc", 43),
         *compared("sst2", 0.7, 42),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -142,3 +144,22 @@ def write_stsb_like(directory: Path, *, train_rows: int = 96, dev_rows: int = 48
             lines.append(f"{first}\t{rng.choice(words)} movie\t{score:.2f}")
         (directory / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return directory
+
+
+def killed_at_step(monkeypatch: pytest.MonkeyPatch, call: int, work: Callable[[], Any]) -> None:
+    """Run `work` with the training loop killed (KeyboardInterrupt) at its `call`-th step, counted over every
+    stage; the loop is whole again afterwards."""
+    from spdc.training.loop import Trainer
+
+    original, count = Trainer._train_step, {"n": 0}
+
+    def dying(self: Trainer, step: int) -> Any:
+        count["n"] += 1
+        if count["n"] == call:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(Trainer, "_train_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        work()
+    monkeypatch.setattr(Trainer, "_train_step", original)

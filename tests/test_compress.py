@@ -23,7 +23,8 @@ from spdc.core.errors import RecipeError
 from spdc.models.families import encoder_layers, family_of
 from spdc.recipe import DistillationConfig, GraftingConfig, LossWeights, StageConfig, StudentConfig, load_recipe
 from spdc.runs.setup import RunOptions
-from spdc.training.loop import Trainer
+
+from .conftest import killed_at_step
 
 
 @pytest.mark.parametrize("method", ["spd", "kd", "magnitude"])
@@ -133,19 +134,9 @@ def test_distillation_parts_start_at_zero_for_an_identical_student(tiny_model_di
 def test_compress_resume_matches_uninterrupted(compress_recipe, tmp_path: Path, monkeypatch) -> None:
     recipe = load_recipe(compress_recipe())
     compress(recipe, RunOptions(output_dir=tmp_path / "a", show_progress=False))
-    original = Trainer._train_step
-    counter = {"steps": 0}
-
-    def dying(self: Trainer, step: int):
-        counter["steps"] += 1
-        if counter["steps"] == 13:  # step 5 of the second stage; its last checkpoint is at its step 3 (global 11)
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(Trainer, "_train_step", dying)
-    with pytest.raises(KeyboardInterrupt):
-        compress(recipe, RunOptions(output_dir=tmp_path / "b", show_progress=False))
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    # killed in step 5 of the second stage; its last checkpoint is at its step 3 (global 11)
+    killed_at_step(monkeypatch, 13,
+                   lambda: compress(recipe, RunOptions(output_dir=tmp_path / "b", show_progress=False)))
     header = json.loads(next((tmp_path / "b" / "checkpoints").glob("step-*/checkpoint.json")).read_text())
     assert (header["stage"], header["stage_step"], header["progress"]["step"]) == (1, 3, 11)
     resumed = compress(recipe, RunOptions(output_dir=tmp_path / "b", resume=True, show_progress=False))

@@ -26,6 +26,7 @@ from spdc.runs.records import EvalRecord
 from spdc.runs.setup import RunOptions
 from spdc.training.finetune import finetune
 
+from .conftest import killed_at_step
 from .test_export import NAMES, random_bert
 from .test_training import run
 
@@ -65,22 +66,11 @@ def test_training_in_each_precision_lowers_the_loss_and_records_it(precision: st
 
 
 def test_bf16_resume_is_exact(tiny_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from spdc.training.loop import Trainer
 
     recipe = load_recipe(tiny_recipe(epochs=2, eval_every_steps=4), ["precision=bf16"])
     reference = finetune(recipe, RunOptions(output_dir=tmp_path / "a", show_progress=False))
-    original, count = Trainer._train_step, {"n": 0}
-
-    def dying(self: Trainer, step: int):  # type: ignore[no-untyped-def]
-        count["n"] += 1
-        if count["n"] == 10:
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(Trainer, "_train_step", dying)
-    with pytest.raises(KeyboardInterrupt):
-        finetune(recipe, RunOptions(output_dir=tmp_path / "b", show_progress=False))
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    killed_at_step(monkeypatch, 10,
+                   lambda: finetune(recipe, RunOptions(output_dir=tmp_path / "b", show_progress=False)))
     resumed = finetune(recipe, RunOptions(output_dir=tmp_path / "b", resume=True, show_progress=False))
     a, b = load_file(str(tmp_path / "a" / "model" / "model.safetensors")), load_file(
         str(tmp_path / "b" / "model" / "model.safetensors"))

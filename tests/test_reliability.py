@@ -36,7 +36,7 @@ from spdc.runs.setup import RunOptions
 from spdc.training.finetune import finetune
 from spdc.training.loop import Trainer, TrainingPlugin
 
-from .conftest import write_sst2_like
+from .conftest import killed_at_step, write_sst2_like
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_RUN = {"epochs": 1}
@@ -449,18 +449,8 @@ def test_resume_recovers_from_a_torn_metrics_line(tiny_recipe, tmp_path: Path, m
                                                   ) -> None:
     recipe = load_recipe(tiny_recipe(epochs=2, eval_every_steps=4))
     reference = finetune(recipe, RunOptions(output_dir=tmp_path / "a", show_progress=False))
-    original, count = Trainer._train_step, {"n": 0}
-
-    def dying(self: Trainer, step: int):  # type: ignore[no-untyped-def]
-        count["n"] += 1
-        if count["n"] == 11:
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(Trainer, "_train_step", dying)
-    with pytest.raises(KeyboardInterrupt):
-        finetune(recipe, RunOptions(output_dir=tmp_path / "b", show_progress=False))
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    killed_at_step(monkeypatch, 11,
+                   lambda: finetune(recipe, RunOptions(output_dir=tmp_path / "b", show_progress=False)))
     with (tmp_path / "b" / "metrics.jsonl").open("a") as handle:
         handle.write('{"kind": "train", "stage": "train", "st')  # killed mid-append by another writer
     resumed = finetune(recipe, RunOptions(output_dir=tmp_path / "b", resume=True, show_progress=False))

@@ -13,6 +13,15 @@ from spdc.compression.folding import fold_model_dir
 from spdc.compression.grafting import Grafting
 from spdc.compression.methods import METHODS
 from spdc.compression.objective import CompressionPlugin
+from spdc.compression.oneshot import (
+    CUT_FILE,
+    Scoring,
+    check_cut_target,
+    cut_student,
+    restore_cut,
+    score_units,
+    write_cut,
+)
 from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
@@ -52,6 +61,20 @@ def check_compress_recipe(recipe: Recipe) -> None:
             problems.append(f"stages.{index}.loss_weights: every loss weight is 0, so nothing would be learned")
     grafted = [i for i, stage in enumerate(recipe.stages) if stage.grafting is not None]
     reshaped = recipe.student.num_layers is not None or recipe.distillation.layer_map is not None
+    if recipe.pruning is not None and recipe.pruning.schedule == "oneshot":
+        if recipe.pruning.granularity != "structured":
+            problems.append("pruning.schedule: oneshot cuts whole heads and FFN neurons and folds them away before "
+                            "training, so it needs pruning.granularity structured")
+        if recipe.pruning.warm_start:
+            problems.append("pruning.warm_start: a oneshot cut is scored before training already; warm_start is "
+                            "for the cubic schedule")
+        late = [i for i, stage in enumerate(recipe.stages) if stage.prune and i > 0]
+        if late:
+            problems.append(f"stages.{late[0]}.prune: a oneshot cut happens before the first stage; mark the first "
+                            "stage `prune: true` (or no stage after it)")
+    if recipe.pruning is not None and recipe.pruning.warm_start and recipe.pruning.criterion != "first_order":
+        problems.append("pruning.warm_start: the warm start adds first-order scores, so it needs criterion "
+                        "first_order")
     if method.grafting and grafted and reshaped:
         problems.append(f"stages.{grafted[0]}.grafting: grafting swaps layer i of the student and the teacher, so "
                         "it needs a student with every teacher layer (student.num_layers and "
@@ -128,12 +151,33 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     teacher_dev = evaluate(teacher, dev_data, spec, collate=collate, batch_size=recipe.stages[0].eval_batch_size,
                            device=device, description="teacher dev", show_progress=options.show_progress)
 
-    student_layers = encoder_layers(student, family)
-    teacher_layers = encoder_layers(teacher, family)
-    linears = prunable_linears(student_layers, family)
+    linears = prunable_linears(encoder_layers(student, family), family)
     stage_steps = [_steps(stage, len(train_data)) for stage in recipe.stages]
     pruning_total = sum(steps for steps, stage in zip(stage_steps, recipe.stages, strict=True) if stage.prune)
     pruner = Pruner(recipe.pruning, linears, EncoderShape.of(student), pruning_total) if recipe.pruning else None
+    cut = None
+    scoring = Scoring(train_data=train_data, collate=collate, batch_size=recipe.stages[0].batch_size,
+                      batches=recipe.pruning.score_batches if recipe.pruning else None, seed=recipe.seed,
+                      regression=spec.is_regression, device=device, precision=prepared.precision)
+    if pruner is not None and recipe.pruning is not None and recipe.pruning.warm_start and not options.resume:
+        score_units(student, pruner, scoring)  # the criterion's state is checkpointed: a resumed run has it
+    if pruner is not None and recipe.pruning is not None and recipe.pruning.schedule == "oneshot":
+        cut_file = run.path / CUT_FILE
+        if options.resume:
+            cut = restore_cut(student, cut_file)
+        else:
+            check_cut_target(recipe.pruning, EncoderShape.of(student))
+            cut = cut_student(student, pruner, scoring)
+            if prepared.validation_data is not None:  # how good the cut is before any training
+                cut = replace(cut, before_training=evaluate(
+                    student, prepared.validation_data, spec, collate=collate, device=device,
+                    batch_size=recipe.stages[0].eval_batch_size, description="cut validation",
+                    show_progress=options.show_progress))
+            if context().is_main:
+                write_cut(cut, cut_file)
+        pruner = None  # the student is folded: nothing is left to mask
+    student_layers = encoder_layers(student, family)
+    teacher_layers = encoder_layers(teacher, family)
 
     resume_stage = 0
     if options.resume:
@@ -152,6 +196,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
                     method=method, stage=stage, grafting=grafting, distillation=recipe.distillation,
                     teacher=teacher, layer_map=layer_map, recorder=recorder, regression=spec.is_regression,
                     pruner=pruner, pruning_offset=pruning_offset, forward_kwargs=family.attention_kwargs,
+                    kept_heads=cut.structure.heads if cut is not None else None,
                 )
                 trainer = Trainer(
                     model=student, tokenizer=prepared.tokenizer, task=spec, train_data=train_data,
@@ -169,10 +214,13 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     assert progress is not None
 
     structure = CompressionRecord(layer_map=layer_map, method=recipe.method)
-    if pruner is not None and recipe.pruning is not None:
+    if cut is not None:
+        structure.cut = {"seconds": cut.score_seconds, "validation_before_training": cut.before_training}
+    if recipe.pruning is not None:
         structure.granularity = recipe.pruning.granularity
-        structure.sparsity = pruner.sparsity_report()
-    kept = pruner.kept_units() if pruner is not None else EncoderShape.of(student).full_units()
+        structure.sparsity = cut.sparsity if cut is not None else pruner.sparsity_report() if pruner else None
+    kept = cut.kept_units() if cut is not None else pruner.kept_units() if pruner else EncoderShape.of(
+        student).full_units()
     structure.flops = flops_report(EncoderShape.of(teacher), *kept, seq_len=recipe.task.max_seq_length)
     if progress.best_step is not None and context().is_main:
         atomic_write_text(run.model_dir / COMPRESSION_FILE, json.dumps(structure.to_dict(), indent=2) + "\n")
@@ -182,7 +230,8 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
         run_dir=str(run.path), task=spec.name, method=recipe.method, teacher=recipe.teacher.model,
         main_metric=main, dev_split=prepared.dev_name, teacher_dev=teacher_dev, student_dev=student_dev,
         retained=(student_dev[main] / teacher_dev[main]) if student_dev and teacher_dev[main] else None,
-        best_step=progress.best_step, steps=progress.step, parameters=_parameter_counts(linears),
+        best_step=progress.best_step, steps=progress.step,
+        parameters=cut.parameters if cut is not None else _parameter_counts(linears),
         structure=structure, train_seconds=round(progress.train_seconds, 1),
         wall_seconds=round(time.perf_counter() - started, 1), data=prepared.data_summary(),
         environment=prepared.environment, model_dir=str(run.model_dir) if progress.best_step else None,

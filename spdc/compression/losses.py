@@ -77,6 +77,7 @@ class LossInputs:
     layer_map: list[int]  # student layer i learns from teacher layer layer_map[i]
     temperature: float
     regression: bool
+    attention_heads: list[list[int]] | None = None  # per student layer, the teacher heads it has (None: all)
 
     def teacher_outputs(self) -> ForwardOutputs:
         if self.teacher is None:
@@ -97,8 +98,17 @@ def _hidden(inputs: LossInputs) -> torch.Tensor:
 
 
 def _attention(inputs: LossInputs) -> torch.Tensor:
+    """Each student layer against its teacher layer; a folded student's layers against the same heads of the
+    teacher's (a layer left without heads records no attention, and is left out)."""
     teacher = inputs.teacher_outputs().attentions
-    return attention_mse(inputs.student.attentions, [teacher[j] for j in inputs.layer_map], inputs.token_mask)
+    if inputs.attention_heads is None:
+        matched = [teacher[j] for j in inputs.layer_map]
+    else:
+        matched = [teacher[j][:, heads] for j, heads in zip(inputs.layer_map, inputs.attention_heads, strict=True)
+                   if heads]
+    if not matched:
+        return inputs.token_mask.new_zeros((), dtype=torch.float32)
+    return attention_mse(inputs.student.attentions, matched, inputs.token_mask)
 
 
 def _logits(inputs: LossInputs) -> torch.Tensor:

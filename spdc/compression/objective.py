@@ -14,6 +14,7 @@ from spdc.compression.losses import LOSS_NAMES, LOSSES, ForwardOutputs, LossInpu
 from spdc.compression.methods import MethodSpec
 from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.recorder import OutputRecorder
+from spdc.models.families import family_shape
 from spdc.recipe.schema import DistillationConfig, StageConfig
 from spdc.training.loop import Forward, TrainingPlugin
 
@@ -37,6 +38,7 @@ class CompressionPlugin(TrainingPlugin):
         pruner: Pruner | None,
         pruning_offset: int,
         forward_kwargs: dict[str, Any] | None = None,
+        kept_heads: list[list[int]] | None = None,
     ) -> None:
         self.stage = stage
         self.grafting = grafting
@@ -50,6 +52,8 @@ class CompressionPlugin(TrainingPlugin):
         self.regression = regression
         self.pruner = pruner
         self.pruning_offset = pruning_offset
+        self.kept_heads = kept_heads  # a folded (one-shot) student: each layer's heads, by their teacher index
+        self.teacher_heads = int(family_shape(teacher)["heads"])
         # what makes the family's attention modules return their probabilities, when a loss reads them
         self.forward_kwargs = forward_kwargs if "attention" in self.weights and forward_kwargs else {}
 
@@ -81,13 +85,22 @@ class CompressionPlugin(TrainingPlugin):
                 student = self._forward(forward, inputs)
         loss_inputs = LossInputs(student=student, teacher=teacher, labels=batch["labels"],
                                  token_mask=inputs["attention_mask"], layer_map=self.layer_map,
-                                 temperature=self.temperature, regression=self.regression)
+                                 temperature=self.temperature, regression=self.regression,
+                                 attention_heads=self._attention_heads(use_student))
         parts = {name: LOSSES[name].compute(loss_inputs) for name in self.weights}
         weighted = [self.weights[name] * value for name, value in parts.items()]
         total = weighted[0]
         for value in weighted[1:]:  # summed in registry order, as a plain Python sum would
             total = total + value
         return total, {LOSS_NAMES[name]: float(value.detach()) for name, value in parts.items()}
+
+    def _attention_heads(self, use_student: list[bool]) -> list[list[int]] | None:
+        """The teacher heads each layer of this step's forward ran: a grafted teacher layer runs all of them,
+        a folded student layer its kept ones (None: every layer has the teacher's heads)."""
+        if self.kept_heads is None:
+            return None
+        every = list(range(self.teacher_heads))
+        return [kept if own else every for kept, own in zip(self.kept_heads, use_student, strict=True)]
 
     def after_backward(self) -> None:
         if self.pruner is not None and self.stage.prune:

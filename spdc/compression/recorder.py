@@ -42,7 +42,9 @@ class OutputRecorder:
         for layer_list in layers:
             for layer in layer_list:
                 modules.append((layer, "hidden"))
-                modules.append((layer.get_submodule(family.self_attention), "attentions"))
+                attention = optional_module(layer, family.self_attention)
+                if attention is not None:  # a folded layer left without heads has no attention to record
+                    modules.append((attention, "attentions"))
         for module, kind in modules:
             if id(module) not in seen:
                 seen.add(id(module))

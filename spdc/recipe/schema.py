@@ -155,13 +155,25 @@ class PruningConfig(StrictModel):
         "local", description="local: same sparsity per matrix (unstructured) or per layer (structured); "
         "global: ranked across all."
     )
-    schedule: Literal["cubic", "oneshot"] = Field("cubic", description="cubic: s_f + (s_i - s_f)(1 - t/T)^3.")
+    schedule: Literal["cubic", "oneshot"] = Field(
+        "cubic", description="cubic: s_f + (s_i - s_f)(1 - t/T)^3 over the pruning stages; oneshot (structured): "
+        "score once before training, cut to the final sparsities, fold, and train the smaller student."
+    )
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="Unstructured sparsity at the start (s_i).")
     final_sparsity: float = Field(0.9, ge=0, lt=1, description="Unstructured target sparsity (s_f).")
     head_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of attention heads removed.")
     neuron_sparsity: float = Field(0.5, ge=0, lt=1, description="Structured: fraction of FFN neurons removed.")
     num_updates: int = Field(
         12, gt=0, le=1_000_000, description="Mask recomputations, evenly spaced over the pruning stages.")
+    score_batches: int | None = Field(
+        32, gt=0, le=1_000_000, description="oneshot with first_order: training batches the scores are summed "
+        "over (null: one pass over every training row).")
+    warm_start: bool = Field(
+        False, description="cubic with first_order: score over score_batches before training and add those "
+        "scores to the first mask update's (else it sees only the gradients of the steps before it).")
+    tolerance: float = Field(
+        0.02, ge=0, le=1, description="oneshot: how far (as a fraction) the cut may land from a requested "
+        "sparsity before the recipe is refused; whole heads and neurons go, so not every sparsity is reachable.")
 
     @model_validator(mode="after")
     def _two_four_ends_at_half(self) -> PruningConfig:

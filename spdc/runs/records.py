@@ -121,6 +121,7 @@ class CompressionRecord(Record):
     granularity: str | None = None
     sparsity: dict[str, Any] | None = None
     flops: dict[str, float] | None = None
+    cut: dict[str, Any] | None = None  # a one-shot cut: the seconds its scoring took, its untrained metrics
 
 
 class FoldResult(Result):

@@ -61,6 +61,11 @@ class Pruner:
         self.masks = self.pattern.masks(scores, self.linears, sparsity, self.shape, self.config.scope)
         self.current = dict(sparsity)
 
+    def prune_to_final(self) -> None:
+        """Masks at the final sparsities from the scores gathered so far, applied at once (a one-shot cut)."""
+        self.update_masks(self.pattern.targets(self.config))
+        self.apply()
+
     @torch.no_grad()
     def apply(self) -> None:
         for name, mask in self.masks.weight.items():
