@@ -115,6 +115,19 @@ def best_eval(run: Path, main: str) -> dict:
             "train": (record.get("train") or {}).get(main), "summary": summary}
 
 
+def run_minutes(summary: dict) -> float:
+    """A compression run's own cost: its training loop (steps and periodic evaluation, summed across resumes)
+    plus a one-shot cut's scoring. (The summary's wall_seconds covers only the last resumed process.)"""
+    cut = summary["structure"].get("cut") or {}
+    return (summary["train_seconds"] + cut.get("seconds", 0.0)) / 60
+
+
+def cut_validation(summary: dict, main: str) -> float | None:
+    """A one-shot student's main metric on the held-out rows right after the cut, before any training."""
+    before = (summary["structure"].get("cut") or {}).get("validation_before_training")
+    return before[main] if before else None
+
+
 def speedups(bench_document: dict, artifact: Path) -> dict[str, float]:
     index = next(model["index"] for model in bench_document["models"]
                  if Path(model["path"]).resolve() == artifact.resolve())
@@ -183,7 +196,7 @@ def main() -> None:
                    "parameters": (summary.get("fold") or {}).get("parameters", {}).get("after"),
                    "encoder_sparsity": (summary["structure"]["sparsity"] or {}).get("overall"),  # none: not pruned
                    "best_step": summary["best_step"], "steps": summary["steps"],
-                   "wall_minutes": summary["wall_seconds"] / 60}
+                   "train_minutes": run_minutes(summary), "cut_validation": cut_validation(summary, main)}
             for precision in PRECISIONS:
                 metric, status = manifest_metric(artifacts[student.job, precision])
                 row[f"{precision}_onnx_dev"], row[f"{precision}_parity"] = metric, status
@@ -264,6 +277,87 @@ def target_line(task: str, teacher: dict, configs: list[list[dict]]) -> str:
     return (f"{head}: **not met**. The closest of the {len(fast)} configurations >= 4x is {described(closest)}, "
             f"{below:.2f} points below the teacher, {below - TARGET_POINTS:.2f} short of the target (the best of "
             "several on dev: a dev-selected number).")
+
+
+ONESHOT = "-oneshot"
+
+
+def oneshot_section(rows: list[dict], earlier: list[dict]) -> list[str]:
+    """One-shot + kd beside the gradual (cubic) schedule at the same structure: dev over seeds, the cut's
+    untrained validation score, and what each run cost. Gradual runs of this machine come first; where there are
+    none, an earlier machine's stand in for accuracy only (another teacher run, another CPU: their minutes and
+    speed are not comparable)."""
+    cuts = sorted({(row["task"], row["structure"]) for row in rows if row["variant"] == ONESHOT})
+    if not cuts:
+        return []
+    lines = ["## One-shot + kd vs the gradual schedule", "",
+             ("Same teacher, rows, held-out split, learning rate, epochs and losses; one-shot cuts once before "
+              "training (first-order, 32 batches) and trains the folded student, the gradual rows prune on the cubic "
+              "schedule (12 updates) while training the full-size masked student. `untrained` = the one-shot cut's "
+              "validation score before any training step."), "",
+             "| task | structure | method | schedule | n | dev mean | dev per seed | untrained | run min | machine |",
+             "|---|---|---|---|---:|---:|---|---:|---:|---|"]
+    verdicts = []
+    for task, structure in cuts:
+        def members(source: list[dict], method: str, variant: str, at: tuple[str, str] = (task, structure)
+                    ) -> list[dict]:
+            return [row for row in source if (row["task"], row["structure"], row["method"], row["variant"]) == (
+                *at, method, variant)]
+
+        fast = members(rows, "kd", ONESHOT)
+        gradual = {method: found for method in METHODS if (found := members(rows, method, ""))}
+        machine = "this one"
+        if not gradual:
+            for section in earlier:
+                gradual = {method: found for method in METHODS
+                           if (found := members(section["students"], method, ""))}
+                if gradual:
+                    machine = f"earlier: {section['machine']['cpu']} ({section['date']})"
+                    break
+        groups = [("kd", "one-shot", fast, "this one"), *((method, "cubic", found, machine)
+                                                           for method, found in gradual.items())]
+        for method, schedule, found, where in groups:
+            devs = [row["dev"] for row in found]
+            minutes = [row["train_minutes"] for row in found if row.get("train_minutes") is not None]
+            untrained = [row["cut_validation"] for row in found if row.get("cut_validation") is not None]
+            lines.append(f"| {task} | {structure} | {method} | {schedule} | {len(found)} | "
+                         f"{statistics.mean(devs) * 100:.2f} | {', '.join(f'{d * 100:.2f}' for d in devs)} | "
+                         f"{fmt(statistics.mean(untrained)) if untrained else ''} | "
+                         f"{f'{statistics.mean(minutes):.1f}' if len(minutes) == len(found) else 'not measured'} | "
+                         f"{where} |")
+        verdicts.append(oneshot_verdict(task, structure, fast, gradual, machine))
+    return [*lines, "", *verdicts, ""]
+
+
+def oneshot_verdict(task: str, structure: str, fast: list[dict], gradual: dict[str, list[dict]],
+                    machine: str) -> str:
+    """Which to pick at this structure: one-shot when it is within the seed spread of the best gradual method,
+    with what it costs against it (minutes only when both ran here)."""
+    head = (f"- {task.upper()} {structure}: one-shot + kd {statistics.mean(row['dev'] for row in fast) * 100:.2f} "
+            f"(n={len(fast)})")
+    if not gradual:
+        return f"{head}; no gradual run at this structure to compare with."
+    best_method = max(gradual, key=lambda method: statistics.mean(row["dev"] for row in gradual[method]))
+    best = gradual[best_method]
+    gap = statistics.mean(row["dev"] for row in fast) - statistics.mean(row["dev"] for row in best)
+    noise = max(spread([row["dev"] for row in group]) for group in (fast, best))
+    seeded = len(fast) > 1 and len(best) > 1
+    tie = seeded and abs(gap) <= noise
+    text = (f"{head} vs the best gradual method, {best_method} {statistics.mean(r['dev'] for r in best) * 100:.2f} "
+            f"(n={len(best)}, {machine}): {gap * 100:+.2f}, "
+            + (f"{'a tie: within' if tie else 'beyond'} the larger seed spread ({fmt(noise)})" if seeded else
+               "one seed: not compared"))
+    if machine == "this one":
+        ratio = statistics.mean(r["train_minutes"] for r in fast) / statistics.mean(r["train_minutes"] for r in best)
+        text += f"; one-shot took {ratio:.2f}x the gradual run's minutes"
+    else:
+        text += "; the gradual run's minutes were not measured on this machine"
+    if not seeded:
+        return f"{text}."
+    cheaper = "for less compute" if machine == "this one" else "at a fraction of SPD's cost per step (spd-step-time.md)"
+    pick = (f"one-shot + kd (the same accuracy or better, {cheaper})" if tie or gap > 0 else
+            f"{best_method} on the cubic schedule (one-shot costs accuracy here)")
+    return f"{text}. Pick: {pick}."
 
 
 def setting(variant: str, method: str) -> str:
@@ -372,9 +466,12 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
           args: argparse.Namespace) -> None:
     cpu = cpu_info()
     stamp = dt.datetime.now(dt.UTC).date().isoformat()
+    machine = {"cpu": cpu.model, "logical_cpus": cpu.logical_cores, "isa": cpu.feature_line()}
+    previous = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
+    earlier, earlier_text = carried(machine)
     atomic_write_text(DOC.with_suffix(".json"), json.dumps(
-        {"date": stamp, "machine": {"cpu": cpu.model, "logical_cpus": cpu.logical_cores, "isa": cpu.feature_line()},
-         "teachers": teachers, "students": rows}, indent=2) + "\n")
+        {"date": stamp, "machine": machine, "teachers": teachers, "students": rows, "earlier": earlier},
+        indent=2) + "\n")
     lines = [
         "# Accuracy-speed frontier: MiniLM-L6 students on MRPC and SST-2", "",
         (f"Date: {stamp}. Machine: {cpu.model}, {cpu.logical_cores} logical CPUs, ISA: {cpu.feature_line()}. "
@@ -408,8 +505,8 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
                      f"{teacher['int8_speedup'].get('b1', float('nan')):.2f}x / "
                      f"{teacher['int8_speedup'].get('b32', float('nan')):.2f}x (b1 / b32).")
     lines += ["", ("| task | config | n | dev mean | dev per seed | spread | train - dev | validation | FLOPs "
-              "removed | parameters | int8 dev | int8 parity | fp32 b1 | fp32 b32 | int8 b1 | int8 b32 |"),
-              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+              "removed | parameters | int8 dev | int8 parity | fp32 b1 | fp32 b32 | int8 b1 | int8 b32 | run min |"),
+              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for (task, config), members in grouped(rows).items():
         def mean(key: str, members: list[dict] = members) -> float:
             return statistics.mean(row[key] for row in members if row[key] is not None)
@@ -426,23 +523,57 @@ def write(rows: list[dict], teachers: dict[str, dict], frontier_docs: dict[str, 
             f"{gap * 100:.2f} | {mean('validation') * 100:.2f} | {fmt(members[0]['flops_removed'], digits=0)}% | "
             f"{parameters(members[0])} | {mean('int8_onnx_dev') * 100:.2f} | {'/'.join(parities)} | "
             f"{mean_speed('fp32_speedup', 'b1')} | {mean_speed('fp32_speedup', 'b32')} | "
-            f"{mean_speed('int8_speedup', 'b1')} | {mean_speed('int8_speedup', 'b32')} |")
+            f"{mean_speed('int8_speedup', 'b1')} | {mean_speed('int8_speedup', 'b32')} | "
+            f"{mean('train_minutes'):.1f} |")
     lines += ["", ("Metrics: MRPC F1, SST-2 accuracy, in points. `dev` is the PyTorch student's best checkpoint; "
               "`int8 dev` is the deployed int8 ONNX artifact's own dev metric from its parity check. Spread = max - "
               "min over seeds. Rows with a suffix are variants (seed 42; n counts any more): lr or ramp = tuning "
               "runs, rows24k = SST-2 on its first 24,000 training rows for 2 epochs (1 + 1), sentences = SST-2 on "
               "8,000 training rows of at least 12 words instead of its first 8,000 (sentences16k: 16,000 of them, "
               "1,800 steps), full = SST-2 on all its training rows (10% held out) for the teacher's 2 epochs (1 + 1, "
-              "3,790 steps)."), ""]
+              "3,790 steps), oneshot = cut once before training and folded at once (`pruning.schedule: oneshot`, "
+              "first-order scores over 32 batches), then kd on the grid's schedule. `run min` = the run's training "
+              "loop (steps and periodic evaluation, summed across resumes) plus a one-shot cut's scoring, with one "
+              "torch thread beside one other job on the 2 cores: an upper bound, comparable between runs of this "
+              "sweep."), ""]
     lines += reading(rows, teachers)
+    lines += oneshot_section(rows, earlier)
     lines += tuning_section(rows)
     lines += precision_section(precision_runs())
     lines += teacher_candidates()
-    previous = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
+    lines += earlier_text
     if HAND_NOTES in previous:  # the hand-written analysis survives regeneration
         lines += ["", previous[previous.index(HAND_NOTES):].rstrip("\n")]
     atomic_write_text(DOC, "\n".join(lines) + "\n")
     print(f"wrote {DOC}")
+
+
+EARLIER = "## Earlier runs on another machine: "  # the head of a carried-over section
+
+
+def carried(machine: dict) -> tuple[list[dict], list[str]]:
+    """What the page and its JSON held from other machines. When the committed results were measured on another
+    machine (CPU model or ISA differ), they become an earlier section, verbatim (its headings one level down), and
+    their rows go to the JSON's `earlier` list: their runs are not here to export and bench again, and their
+    speed must not be mixed into this machine's interleaved bench. Sections already carried stay as they are."""
+    previous_doc = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
+    previous_json = json.loads(DOC.with_suffix(".json").read_text()) if DOC.with_suffix(".json").is_file() else {}
+    earlier: list[dict] = list(previous_json.get("earlier", []))
+    end = previous_doc.index(HAND_NOTES) if HAND_NOTES in previous_doc else len(previous_doc)
+    body = previous_doc[:end]
+    kept = body[body.index(EARLIER):] if EARLIER in body else ""
+    current = body[:body.index(EARLIER)] if EARLIER in body else body
+    if previous_json and previous_json.get("machine") != machine:
+        earlier.insert(0, {key: previous_json[key] for key in ("date", "machine", "teachers", "students")})
+        old = previous_json["machine"]
+        lines = current.rstrip("\n").splitlines()[1:]  # without the page title
+        demoted = [f"#{line}" if line.startswith("## ") else line for line in lines]
+        kept = "\n".join([f"{EARLIER}{old['cpu']} ({previous_json['date']})", "",
+                          (f"Carried over verbatim: measured on {old['cpu']} ({old['isa']}), whose run directories "
+                           "are not on the machine that wrote the sections above. Its speedups come from its own "
+                           "interleaved bench and compare only within this section; its Pareto-view links now show "
+                           "the runs above."), *demoted, ""]) + kept
+    return earlier, [*kept.rstrip("\n").splitlines(), ""] if kept else []
 
 
 if __name__ == "__main__":

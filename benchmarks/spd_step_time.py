@@ -2,11 +2,12 @@
 one process with the two kinds of step interleaved (so machine noise hits both alike).
 
 Usage: python benchmarks/spd_step_time.py [--steps 10] [--batch-size 32] [--seq-len 128] [--graft-p 0.5 1.0]
-       [--precision fp32 bf16] [--pause-pid PID ...] [--doc PATH]
+       [--precision fp32 bf16] [--oneshot 0.5 0.85] [--pause-pid PID ...] [--doc PATH]
 The SPD step is the real one: frozen teacher forward with hidden states and attention maps, grafted student
 forward (each layer the student's with probability p), hidden + attention + logit losses, backward, AdamW step,
 mask re-application (90% sparsity). p = 1 is the dearest case (every layer needs weight gradients) and the one the
-graft ramp ends in, so it is measured beside the ramp's midpoint.
+graft ramp ends in, so it is measured beside the ramp's midpoint. The one-shot rows are kd steps of students cut
+and folded before training (`pruning.schedule: oneshot`): the same teacher forward, a smaller student.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import transformers
 from harness import paused
 
+from spdc.compression.folding import fold
 from spdc.compression.grafting import Grafting
 from spdc.compression.methods import METHODS
 from spdc.compression.objective import CompressionPlugin
@@ -65,16 +67,20 @@ def plain_stepper(batch: dict[str, torch.Tensor], attention: str, precision: str
     return step
 
 
-def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: float, steps: int, precision: str
-                ) -> Callable[[int], None]:
+def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: float, steps: int, precision: str,
+                oneshot: float | None = None) -> Callable[[int], None]:
     """One real SPD training step grafting with probability `p`: its own student copy (90% pruned) and optimizer,
-    the shared teacher; the output recorder's hooks exist only during the step (they are removed after it)."""
+    the shared teacher; the output recorder's hooks exist only during the step (they are removed after it).
+    With `oneshot` (and p = 1: kd) the student is instead cut to that share of heads and FFN neurons in every
+    layer (magnitude) and folded before the first step, as `pruning.schedule: oneshot` trains it."""
     family = family_of(teacher)
     student, layer_map = build_student(teacher, family, StudentConfig(), None)
     student_layers, teacher_layers = encoder_layers(student, family), encoder_layers(teacher, family)
-    pruner = Pruner(PruningConfig(final_sparsity=0.9, schedule="oneshot"), prunable_linears(student_layers, family),
-                    EncoderShape.of(student), total_steps=1)
-    pruner.after_step(1)
+    config = PruningConfig(final_sparsity=0.9, schedule="oneshot") if oneshot is None else PruningConfig(
+        granularity="structured", schedule="oneshot", head_sparsity=oneshot, neuron_sparsity=oneshot)
+    pruner = Pruner(config, prunable_linears(student_layers, family), EncoderShape.of(student), total_steps=1)
+    pruner.prune_to_final()
+    structure = fold(student) if oneshot is not None else None  # folded: nothing is left to mask
     stage = StageConfig(name="s", prune=False, grafting=GraftingConfig(schedule="constant", p0=p))
     grafting = Grafting(stage.grafting, stage_steps=steps, seed=0, stage_index=0, student_layers=student_layers,
                         teacher_layers=teacher_layers, layers_path=family.layers)
@@ -82,9 +88,11 @@ def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: flo
 
     def step(index: int) -> None:
         with OutputRecorder(family, [teacher, student], [teacher_layers, student_layers]) as recorder:
-            plugin = CompressionPlugin(method=METHODS["spd"], stage=stage, grafting=grafting,
-                                       distillation=DistillationConfig(), teacher=teacher, layer_map=layer_map,
-                                       recorder=recorder, regression=False, pruner=pruner, pruning_offset=0)
+            plugin = CompressionPlugin(method=METHODS["spd" if oneshot is None else "kd"], stage=stage,
+                                       grafting=grafting, distillation=DistillationConfig(), teacher=teacher,
+                                       layer_map=layer_map, recorder=recorder, regression=False,
+                                       pruner=pruner if structure is None else None,
+                                       pruning_offset=0, kept_heads=structure.heads if structure else None)
             with autocast(CPU, precision):
                 loss, _ = plugin.loss(student, batch, index, student)
             if loss.requires_grad:
@@ -105,6 +113,8 @@ def main() -> None:
     parser.add_argument("--graft-p", type=float, nargs="+", default=[0.5, 1.0],
                         help="Grafting probabilities to time, one SPD step kind each.")
     parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--oneshot", type=float, nargs="*", default=[0.5, 0.85],
+                        help="Head and neuron sparsities of one-shot folded kd students to time beside SPD.")
     parser.add_argument("--pause-pid", type=int, nargs="*", default=[])
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -135,6 +145,11 @@ def main() -> None:
         for p in args.graft_p:
             steppers[precision, f"spd p={p:g}"] = spd_stepper(teacher, batch, p, args.steps, precision)
             labels[f"spd p={p:g}"] = f"SPD, graft p = {p:g} (teacher fwd + student, eager attention, 3 losses, masks)"
+        for sparsity in args.oneshot:
+            kind = f"oneshot s{sparsity * 100:.0f}"
+            steppers[precision, kind] = spd_stepper(teacher, batch, 1.0, args.steps, precision, oneshot=sparsity)
+            labels[kind] = (f"one-shot + kd, folded at {sparsity * 100:.0f}% of heads and neurons (teacher fwd + "
+                            "small student, eager attention, 3 losses)")
     timings: dict[tuple[str, str], list[float]] = {key: [] for key in steppers}
     with paused(args.pause_pid):
         for step in range(args.steps + 2):  # the first two rounds warm up
@@ -146,7 +161,7 @@ def main() -> None:
     cpu = cpu_info()
     command = (f"python benchmarks/spd_step_time.py --steps {args.steps} --batch-size {args.batch_size} "
                f"--seq-len {args.seq_len} --graft-p {' '.join(f'{p:g}' for p in args.graft_p)} "
-               f"--precision {' '.join(args.precision)}")
+               f"--precision {' '.join(args.precision)} --oneshot {' '.join(f'{s:g}' for s in args.oneshot)}")
     lines = [
         "# Seconds per SPD training step vs plain fine-tuning",
         "",

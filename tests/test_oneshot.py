@@ -188,3 +188,27 @@ def test_oneshot_folds_other_families(family: str, tmp_path: Path, sst2_dir: Pat
         "stages:\n  - {name: s, prune: true, max_steps: 3, batch_size: 16, eval_every_steps: 3}\n", encoding="utf-8")
     summary = compress(load_recipe(recipe), RunOptions(output_dir=tmp_path / "run", show_progress=False))
     assert summary.fold is not None and summary.fold.folded and summary.fold.max_logit_difference <= 1e-5
+
+
+def test_a_warm_start_hands_first_order_scores_to_the_first_cubic_update(compress_recipe, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pruning = ("{granularity: structured, criterion: first_order, head_sparsity: 0.5, neuron_sparsity: 0.5, "
+               "num_updates: 2, score_batches: 2, warm_start: WARM}")
+    seen: dict[bool, dict] = {}
+    original = Trainer.fit
+
+    def capture(self: Trainer):
+        criterion = self.plugin.pruner.criterion  # type: ignore[attr-defined]
+        seen.setdefault(warm, {name: score.clone() for name, score in criterion.accumulated.items()})
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "fit", capture)
+    for warm in (False, True):
+        recipe = load_recipe(compress_recipe("spd", pruning.replace("WARM", str(warm).lower())))
+        compress(recipe, RunOptions(output_dir=tmp_path / str(warm), show_progress=False))
+    assert seen[False] == {} and len(seen[True]) == 12  # six matrices in each of the two layers
+    assert all(bool((score >= 0).all()) and float(score.sum()) > 0 for score in seen[True].values())
+    with pytest.raises(RecipeError, match=r"pruning\.warm_start: .* criterion first_order"):
+        compress(load_recipe(compress_recipe("spd", pruning.replace("WARM", "true").replace("first_order",
+                                                                                       "magnitude"))),
+                 RunOptions(output_dir=tmp_path / "m"))

@@ -23,6 +23,7 @@ from spdc.compression.oneshot import (
     write_cut,
 )
 from spdc.compression.pruning.pruner import Pruner
+from spdc.compression.pruning.schedules import SCHEDULES
 from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_write_text
@@ -61,7 +62,7 @@ def check_compress_recipe(recipe: Recipe) -> None:
             problems.append(f"stages.{index}.loss_weights: every loss weight is 0, so nothing would be learned")
     grafted = [i for i, stage in enumerate(recipe.stages) if stage.grafting is not None]
     reshaped = recipe.student.num_layers is not None or recipe.distillation.layer_map is not None
-    if recipe.pruning is not None and recipe.pruning.schedule == "oneshot":
+    if recipe.pruning is not None and SCHEDULES[recipe.pruning.schedule].cuts_before_training:
         if recipe.pruning.granularity != "structured":
             problems.append("pruning.schedule: oneshot cuts whole heads and FFN neurons and folds them away before "
                             "training, so it needs pruning.granularity structured")
@@ -161,7 +162,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
                       regression=spec.is_regression, device=device, precision=prepared.precision)
     if pruner is not None and recipe.pruning is not None and recipe.pruning.warm_start and not options.resume:
         score_units(student, pruner, scoring)  # the criterion's state is checkpointed: a resumed run has it
-    if pruner is not None and recipe.pruning is not None and recipe.pruning.schedule == "oneshot":
+    if pruner is not None and recipe.pruning is not None and pruner.cuts_before_training:
         cut_file = run.path / CUT_FILE
         if options.resume:
             cut = restore_cut(student, cut_file)

@@ -39,6 +39,11 @@ class Pruner:
         self.last_update = 0
 
     @property
+    def cuts_before_training(self) -> bool:
+        """The schedule's whole cut happens before training (one-shot), so the student can be folded at once."""
+        return next(iter(self.schedules.values())).cuts_before_training
+
+    @property
     def finished(self) -> bool:
         """All mask updates done: the model is at its final sparsity."""
         return self.last_update >= max(self.update_steps)

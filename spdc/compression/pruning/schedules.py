@@ -4,12 +4,13 @@ s_t = s_f + (s_i - s_f) (1 - t/T)^3, with masks recomputed at `num_updates` even
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 
 class SparsitySchedule(Protocol):
+    cuts_before_training: ClassVar[bool]  # the whole cut before the first step, then a folded student
+
     def sparsity_at(self, step: int) -> float:
         """Target sparsity after 1-based pruning step `step`."""
         ...
@@ -21,6 +22,7 @@ class SparsitySchedule(Protocol):
 
 @dataclass(frozen=True)
 class CubicSchedule:
+    cuts_before_training: ClassVar[bool] = False
     initial: float
     final: float
     total_steps: int
@@ -37,8 +39,10 @@ class CubicSchedule:
 
 @dataclass(frozen=True)
 class OneShotSchedule:
-    """Prune to the final sparsity at the first update and keep it (a baseline)."""
+    """The final sparsity at once. In `spdc compress` the cut is made and folded before training
+    (spdc.compression.oneshot); a Pruner driven step by step prunes at its first update and keeps the masks."""
 
+    cuts_before_training: ClassVar[bool] = True
     initial: float
     final: float
     total_steps: int
@@ -51,4 +55,4 @@ class OneShotSchedule:
         return [1]
 
 
-SCHEDULES: dict[str, Callable[..., SparsitySchedule]] = {"cubic": CubicSchedule, "oneshot": OneShotSchedule}
+SCHEDULES: dict[str, type[CubicSchedule] | type[OneShotSchedule]] = {"cubic": CubicSchedule, "oneshot": OneShotSchedule}
