@@ -89,9 +89,10 @@ def test_masks_are_a_function_of_the_weights() -> None:
                                                  strict=True))
 
 
-def launch(recipe: Path, out: Path, *extra: str, processes: int = 2) -> subprocess.Popen[str]:
+def launch(recipe: Path, out: Path, *extra: str, processes: int = 2, command_name: str = "finetune"
+           ) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "spdc", "finetune", str(recipe), "--out", str(out), "--json", *extra]
+               "-m", "spdc", command_name, str(recipe), "--out", str(out), "--json", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -247,3 +248,17 @@ def test_fp16_export_is_half_the_size_and_passes_its_parity(tiny_model_dir: Path
     both = runner.invoke(cli, ["export", str(tiny_model_dir), "--no-validate", "--precision", "fp16", "--quantize",
                                "dynamic-int8", "--json"])
     assert both.exit_code == 2 and "exclude each other" in json.loads(both.stdout)["error"]["message"]
+
+
+def test_a_two_process_oneshot_run_cuts_what_one_process_cuts(compress_recipe, tmp_path: Path) -> None:
+    """Every rank scores the same rows and takes rank 0's scores: one cut, the same as a single process's."""
+    recipe = compress_recipe("kd", "{granularity: structured, schedule: oneshot, scope: global, criterion: "
+                                   "first_order, head_sparsity: 0.5, neuron_sparsity: 0.5, score_batches: 2}")
+    summary = finished(launch(recipe, tmp_path / "ddp", "--set", "threads=1", command_name="compress"))
+    single = CliRunner().invoke(cli, ["compress", str(recipe), "--out", str(tmp_path / "one"), "--set", "threads=1",
+                                      "--json"])
+    assert single.exit_code == 0, single.output
+    assert summary["environment"]["world_size"] == 2
+    cut = json.loads((tmp_path / "ddp" / "spdc_cut.json").read_text())
+    assert cut["structure"] == json.loads((tmp_path / "one" / "spdc_cut.json").read_text())["structure"]
+    assert sum(len(heads) for heads in cut["structure"]["heads"]) == 4

@@ -31,6 +31,7 @@ from spdc.models.families import model_config
 from spdc.models.shape import EncoderShape
 from spdc.models.structure import FoldedStructure, record_structure, reshape_to_structure
 from spdc.recipe.schema import PruningConfig
+from spdc.runs.distributed import broadcast_from_main
 from spdc.runs.runtime import autocast
 from spdc.training.evaluation import batches
 
@@ -112,7 +113,8 @@ class Scoring:
 def score_units(student: nn.Module, pruner: Pruner, scoring: Scoring) -> None:
     """Accumulate the criterion's statistics over the first `scoring.batches` batches of a seeded shuffle of the
     training rows: the gradient of the task's own loss, since a distillation loss of a student that is still the
-    teacher's copy has none. Eval mode (no dropout) and no distributed sampler, so every rank scores alike."""
+    teacher's copy has none. Eval mode (no dropout); every rank scores the same rows, and rank 0's scores are
+    broadcast so that every rank cuts the same units."""
     if not pruner.criterion.needs_gradients:
         return
     generator = torch.Generator().manual_seed(scoring.seed)
@@ -130,6 +132,9 @@ def score_units(student: nn.Module, pruner: Pruner, scoring: Scoring) -> None:
         pruner.after_backward()
         student.zero_grad(set_to_none=True)
     student.train(was_training)
+    scores = pruner.criterion.state_dict()
+    broadcast_from_main(scores)  # one cut for every rank, whatever a device's kernels did with the sums
+    pruner.criterion.load_state_dict(scores)
 
 
 def cut_student(student: nn.Module, pruner: Pruner, scoring: Scoring) -> OneShotCut:

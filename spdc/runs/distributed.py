@@ -79,6 +79,13 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_from_main(tensors: dict[str, torch.Tensor]) -> None:
+    """Overwrite every rank's tensors with rank 0's, in place (in sorted key order, the same on every rank)."""
+    if _CONTEXT.enabled:
+        for name in sorted(tensors):
+            dist.broadcast(tensors[name], src=0)
+
+
 def rank_device(device: torch.device) -> torch.device:
     """The device this rank trains on: its own GPU under torchrun on CUDA."""
     if _CONTEXT.enabled and device.type == "cuda":
