@@ -9,12 +9,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from torch import nn
+
 from spdc.compression.folding import fold_model_dir
 from spdc.compression.grafting import Grafting
 from spdc.compression.methods import METHODS
 from spdc.compression.objective import CompressionPlugin
 from spdc.compression.oneshot import (
     CUT_FILE,
+    OneShotCut,
     Scoring,
     check_cut_target,
     cut_student,
@@ -37,7 +40,7 @@ from spdc.recipe.schema import Recipe, StageConfig
 from spdc.runs.directory import RunDirectory, check_run_output
 from spdc.runs.distributed import barrier, context
 from spdc.runs.records import CompressionRecord, CompressSummary
-from spdc.runs.setup import RunOptions, prepare_run, recipe_inputs
+from spdc.runs.setup import PreparedRun, RunOptions, prepare_run, recipe_inputs
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, read_header
 from spdc.training.evaluation import evaluate
 from spdc.training.finetune import finetune
@@ -156,26 +159,9 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     stage_steps = [_steps(stage, len(train_data)) for stage in recipe.stages]
     pruning_total = sum(steps for steps, stage in zip(stage_steps, recipe.stages, strict=True) if stage.prune)
     pruner = Pruner(recipe.pruning, linears, EncoderShape.of(student), pruning_total) if recipe.pruning else None
-    cut = None
-    scoring = Scoring(train_data=train_data, collate=collate, batch_size=recipe.stages[0].batch_size,
-                      batches=recipe.pruning.score_batches if recipe.pruning else None, seed=recipe.seed,
-                      regression=spec.is_regression, device=device, precision=prepared.precision)
-    if pruner is not None and recipe.pruning is not None and recipe.pruning.warm_start and not options.resume:
-        score_units(student, pruner, scoring)  # the criterion's state is checkpointed: a resumed run has it
-    if pruner is not None and recipe.pruning is not None and pruner.cuts_before_training:
-        cut_file = run.path / CUT_FILE
-        if options.resume:
-            cut = restore_cut(student, cut_file)
-        else:
-            check_cut_target(recipe.pruning, EncoderShape.of(student))
-            cut = cut_student(student, pruner, scoring)
-            if prepared.validation_data is not None:  # how good the cut is before any training
-                cut = replace(cut, before_training=evaluate(
-                    student, prepared.validation_data, spec, collate=collate, device=device,
-                    batch_size=recipe.stages[0].eval_batch_size, description="cut validation",
-                    show_progress=options.show_progress))
-            if context().is_main:
-                write_cut(cut, cut_file)
+    cut = _before_training(student, pruner, recipe, prepared, resume=options.resume,
+                           show_progress=options.show_progress) if pruner is not None else None
+    if cut is not None:
         pruner = None  # the student is folded: nothing is left to mask
     student_layers = encoder_layers(student, family)
     teacher_layers = encoder_layers(teacher, family)
@@ -244,6 +230,33 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     run.write_summary(summary)
     barrier()
     return summary
+
+
+def _before_training(student: nn.Module, pruner: Pruner, recipe: Recipe, prepared: PreparedRun, *, resume: bool,
+                     show_progress: bool) -> OneShotCut | None:
+    """What pruning does before the first step: a warm start's first-order scores, or the whole one-shot cut
+    (scored, checked, folded, evaluated on the validation rows and recorded; rebuilt from its record on resume)."""
+    assert recipe.pruning is not None
+    stage = recipe.stages[0]
+    scoring = Scoring(train_data=prepared.train_data, collate=prepared.collate, batch_size=stage.batch_size,
+                      batches=recipe.pruning.score_batches, seed=recipe.seed, regression=prepared.spec.is_regression,
+                      device=prepared.device, precision=prepared.precision)
+    if not pruner.cuts_before_training:
+        if recipe.pruning.warm_start and not resume:
+            score_units(student, pruner, scoring)  # the criterion's state is checkpointed: a resumed run has it
+        return None
+    cut_file = prepared.run.path / CUT_FILE
+    if resume:
+        return restore_cut(student, cut_file)
+    check_cut_target(recipe.pruning, EncoderShape.of(student))
+    cut = cut_student(student, pruner, scoring)
+    if prepared.validation_data is not None:  # how good the cut is before any training
+        cut = replace(cut, before_training=evaluate(
+            student, prepared.validation_data, prepared.spec, collate=prepared.collate, device=prepared.device,
+            batch_size=stage.eval_batch_size, description="cut validation", show_progress=show_progress))
+    if context().is_main:
+        write_cut(cut, cut_file)
+    return cut
 
 
 def _parameter_counts(linears: dict[str, PrunableMatrix]) -> dict[str, int]:
