@@ -41,6 +41,7 @@ from spdc.runs.runtime import autocast
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
+DEFAULT_DOC = ROOT / "docs" / "results" / "spd-step-time.md"
 
 
 def eager_teacher() -> torch.nn.Module:
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results" / "spd-step-time.md")
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
     parser.add_argument("--graft-p", type=float, nargs="+", default=[0.5, 1.0],
                         help="Grafting probabilities to time, one SPD step kind each.")
     parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
@@ -161,7 +162,8 @@ def main() -> None:
     cpu = cpu_info()
     command = (f"python benchmarks/spd_step_time.py --steps {args.steps} --batch-size {args.batch_size} "
                f"--seq-len {args.seq_len} --graft-p {' '.join(f'{p:g}' for p in args.graft_p)} "
-               f"--precision {' '.join(args.precision)} --oneshot {' '.join(f'{s:g}' for s in args.oneshot)}")
+               f"--precision {' '.join(args.precision)} --oneshot {' '.join(f'{s:g}' for s in args.oneshot)}"
+               + (f" --doc {args.doc.relative_to(ROOT)}" if args.doc.resolve() != DEFAULT_DOC else ""))
     lines = [
         "# Seconds per SPD training step vs plain fine-tuning",
         "",
