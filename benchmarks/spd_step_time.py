@@ -163,7 +163,7 @@ def main() -> None:
     command = (f"python benchmarks/spd_step_time.py --steps {args.steps} --batch-size {args.batch_size} "
                f"--seq-len {args.seq_len} --graft-p {' '.join(f'{p:g}' for p in args.graft_p)} "
                f"--precision {' '.join(args.precision)} --oneshot {' '.join(f'{s:g}' for s in args.oneshot)}"
-               + (f" --doc {args.doc.relative_to(ROOT)}" if args.doc.resolve() != DEFAULT_DOC else ""))
+               + (f" --doc {args.doc}" if args.doc.resolve() != DEFAULT_DOC else ""))
     lines = [
         "# Seconds per SPD training step vs plain fine-tuning",
         "",
