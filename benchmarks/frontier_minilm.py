@@ -332,6 +332,19 @@ def oneshot_points(task: str, seed: int) -> list[Job]:
             for sparsity in (0.85, 0.5) for scope in ("s", "g")]  # s: local scope, g: global, as on the grid
 
 
+def gradual_counterparts(task: str, seed: int) -> list[Job]:
+    """The cubic-schedule runs the one-shot points are read against, on the same machine (their minutes and speed
+    compare only there): SPD at 85%, 50% and global 85%, and kd at 85%."""
+    return [student(task, f"s85-spd-seed{seed}", method="spd", sparsity=0.85, seed=seed), *extra_points(task, seed),
+            student(task, f"s85-kd-seed{seed}", method="kd", sparsity=0.85, seed=seed)]
+
+
+def warm_start(task: str, seed: int) -> Job:
+    """SPD at 85% whose first mask update also sees first-order scores of 32 batches taken before training."""
+    return student(task, f"s85-spd-warm-seed{seed}", method="spd", sparsity=0.85, seed=seed,
+                   extra=("pruning.warm_start=true",))
+
+
 def tuning_jobs() -> list[Job]:
     """SST-2 at 85%, seed 42: the other learning rates of each method (the grid's runs are the GRID_RATE ones)
     and SPD's constant-then-linear grafting ramp; compared on the validation split."""
@@ -342,7 +355,8 @@ def tuning_jobs() -> list[Job]:
 
 def queue() -> list[Job]:
     """Every job in priority order, so a stopped sweep leaves the most important comparisons done: the teachers;
-    the one-shot + kd points on both tasks (the newest question, and the cheapest runs); MRPC at 85% for the
+    the one-shot + kd points on both tasks (the newest question, and the cheapest runs), then the gradual runs
+    they are read against and SPD's first-order warm start (MRPC, then SST-2, seed 42 first); MRPC at 85% for the
     three methods; the MRPC students the deployment benchmark uses (50%, global scope, unstructured 90% at the
     paper's lr); bf16 vs fp32 (four short runs); SST-2 at 85%; the second seed of both; SST-2 on more rows;
     70% on both tasks and the 2-layer baseline; the remaining frontier points; tuning; SST-2 on sentence-like rows
@@ -350,9 +364,12 @@ def queue() -> list[Job]:
     training rows (SPD, then kd, at global 80%)."""
     unstructured = student("mrpc", "u90-spd-lr6.4e-4-seed42", method="spd", sparsity=None, seed=42, lr="6.4e-4",
                            extra=UNSTRUCTURED)
-    return [
+    jobs = [
         *teacher_jobs(), *oneshot_points("mrpc", 42), *oneshot_points("mrpc", 43), *oneshot_points("sst2", 42),
-        *oneshot_points("sst2", 43), *compared("mrpc", 0.85, 42), *extra_points("mrpc", 42), unstructured,
+        *oneshot_points("sst2", 43), *gradual_counterparts("mrpc", 42), warm_start("mrpc", 42),
+        *gradual_counterparts("sst2", 42), *gradual_counterparts("mrpc", 43), warm_start("mrpc", 43),
+        *gradual_counterparts("sst2", 43), warm_start("sst2", 42), warm_start("sst2", 43),
+        *compared("mrpc", 0.85, 42), *extra_points("mrpc", 42), unstructured,
         *precision_jobs(), *compared("sst2", 0.85, 42), *compared("mrpc", 0.85, 43), *compared("sst2", 0.85, 43),
         more_rows(), *compared("mrpc", 0.7, 42), *compared("mrpc", 0.7, 43), shallow("mrpc", 42), shallow("mrpc", 43),
         *compared("sst2", 0.7, 42),
@@ -366,6 +383,7 @@ def queue() -> list[Job]:
         sentence_like(0.85, 42, method="magnitude"), sentence_like(0.85, 43, method="magnitude"),
         all_rows(42), all_rows(43), all_rows(42, method="kd"), all_rows(43, method="kd"),
     ]
+    return list({job.name: job for job in jobs}.values())  # each job once, at its first place
 
 
 def main() -> None:
