@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import os
 import re
 import statistics
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from frontier_minilm import GRID_RATE, METHODS  # noqa: E402
+from frontier_minilm import DATA_DIR, GRID_RATE, METHODS  # noqa: E402
 from harness import export_once, paused, run_spdc  # noqa: E402
 
 from spdc.api import frontier  # noqa: E402
@@ -162,6 +163,7 @@ def main() -> None:
     parser.add_argument("--rebench", action="store_true", help="Bench every task again, even when its saved "
                         "bench document covers its artifacts.")
     args = parser.parse_args()
+    os.environ.setdefault("SPDC_DATA_DIR", str(DATA_DIR))  # the dev rows of the parity checks, as the sweep reads
     students = finished_students()
     rows: list[dict] = []
     teachers: dict[str, dict] = {}
@@ -291,10 +293,12 @@ def oneshot_section(rows: list[dict], earlier: list[dict]) -> list[str]:
     if not cuts:
         return []
     lines = ["## One-shot + kd vs the gradual schedule", "",
-             ("Same teacher, rows, held-out split, learning rate, epochs and losses; one-shot cuts once before "
+             ("Same teacher recipe, rows, held-out split, learning rate, epochs and losses; one-shot cuts once before "
               "training (first-order, 32 batches) and trains the folded student, the gradual rows prune on the cubic "
-              "schedule (12 updates) while training the full-size masked student. `untrained` = the one-shot cut's "
-              "validation score before any training step."), "",
+              "schedule (12 updates) while training the full-size masked student. Gradual rows of an earlier machine "
+              "distilled from that machine's own run of the teacher recipe (its dev metric is in its section): their "
+              "accuracy compares within about the teachers' difference, their minutes and speed not at all. "
+              "`untrained` = the one-shot cut's validation score before any training step."), "",
              "| task | structure | method | schedule | n | dev mean | dev per seed | untrained | run min | machine |",
              "|---|---|---|---|---:|---:|---|---:|---:|---|"]
     verdicts = []
@@ -354,7 +358,8 @@ def oneshot_verdict(task: str, structure: str, fast: list[dict], gradual: dict[s
         text += "; the gradual run's minutes were not measured on this machine"
     if not seeded:
         return f"{text}."
-    cheaper = "for less compute" if machine == "this one" else "at a fraction of SPD's cost per step (spd-step-time.md)"
+    cheaper = ("for less compute" if machine == "this one" else
+               "at a fraction of SPD's cost per step (oneshot-step-time.md)")
     pick = (f"one-shot + kd (the same accuracy or better, {cheaper})" if tie or gap > 0 else
             f"{best_method} on the cubic schedule (one-shot costs accuracy here)")
     return f"{text}. Pick: {pick}."
