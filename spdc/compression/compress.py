@@ -25,14 +25,14 @@ from spdc.compression.oneshot import (
     score_units,
     write_cut,
 )
-from spdc.compression.pruning.pruner import Pruner
+from spdc.compression.pruning.pruner import Pruner, parameter_counts
 from spdc.compression.pruning.schedules import SCHEDULES
 from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import CheckpointError, RecipeError
 from spdc.core.outputs import output_kind
-from spdc.models.families import PrunableMatrix, encoder_layers, family_of, prunable_linears
+from spdc.models.families import encoder_layers, family_of, prunable_linears
 from spdc.models.loading import check_supported_family
 from spdc.models.shape import EncoderShape, flops_report
 from spdc.recipe.loading import load_recipe
@@ -218,7 +218,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
         main_metric=main, dev_split=prepared.dev_name, teacher_dev=teacher_dev, student_dev=student_dev,
         retained=(student_dev[main] / teacher_dev[main]) if student_dev and teacher_dev[main] else None,
         best_step=progress.best_step, steps=progress.step,
-        parameters=cut.parameters if cut is not None else _parameter_counts(linears),
+        parameters=cut.parameters if cut is not None else parameter_counts(linears),
         structure=structure, train_seconds=round(progress.train_seconds, 1),
         wall_seconds=round(time.perf_counter() - started, 1), data=prepared.data_summary(),
         environment=prepared.environment, model_dir=str(run.model_dir) if progress.best_step else None,
@@ -257,9 +257,3 @@ def _before_training(student: nn.Module, pruner: Pruner, recipe: Recipe, prepare
     if context().is_main:
         write_cut(cut, cut_file)
     return cut
-
-
-def _parameter_counts(linears: dict[str, PrunableMatrix]) -> dict[str, int]:
-    total = sum(linear.weight.numel() for linear in linears.values())
-    nonzero = sum(int(linear.weight.count_nonzero()) for linear in linears.values())
-    return {"encoder_matrices": total, "encoder_matrices_nonzero": nonzero}

@@ -24,7 +24,7 @@ from torch import nn
 
 from spdc.compression.folding import fold
 from spdc.compression.losses import hard_label_loss
-from spdc.compression.pruning.pruner import Pruner
+from spdc.compression.pruning.pruner import Pruner, parameter_counts
 from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import CheckpointError, RecipeError
 from spdc.models.families import model_config
@@ -144,8 +144,7 @@ def cut_student(student: nn.Module, pruner: Pruner, scoring: Scoring) -> OneShot
     score_units(student, pruner, scoring)
     pruner.prune_to_final()
     report = pruner.sparsity_report()
-    parameters = {"encoder_matrices": sum(m.weight.numel() for m in pruner.linears.values()),
-                  "encoder_matrices_nonzero": sum(int(m.weight.count_nonzero()) for m in pruner.linears.values())}
+    parameters = parameter_counts(pruner.linears)
     structure = fold(student)
     if structure is None:  # nothing was cut (sparsities of 0): the student keeps the teacher's full shape
         structure = FoldedStructure(head_dim=shape.head_dim, heads=[list(range(shape.num_heads))] * shape.num_layers,

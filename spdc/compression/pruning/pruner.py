@@ -18,6 +18,13 @@ from spdc.models.shape import EncoderShape
 from spdc.recipe.schema import PruningConfig
 
 
+def parameter_counts(linears: dict[str, PrunableMatrix]) -> dict[str, int]:
+    """Entries of the prunable matrices, and how many of them are non-zero (a summary's `parameters`)."""
+    total = sum(linear.weight.numel() for linear in linears.values())
+    nonzero = sum(int(linear.weight.count_nonzero()) for linear in linears.values())
+    return {"encoder_matrices": total, "encoder_matrices_nonzero": nonzero}
+
+
 class Pruner:
     def __init__(self, config: PruningConfig, linears: dict[str, PrunableMatrix], shape: EncoderShape,
                  total_steps: int) -> None:
