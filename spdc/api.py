@@ -16,6 +16,7 @@ from spdc.core.errors import ArtifactError, ParityError, RecipeError, UsageError
 from spdc.recipe.loading import load_recipe as _load_recipe_file
 from spdc.recipe.loading import validate_export, validate_recipe, validate_task
 from spdc.recipe.schema import ExportConfig, Recipe, TaskConfig
+from spdc.runs.directory import locate_model
 from spdc.runs.distributed import context
 from spdc.runs.latest import ResolvedRun, resolve_run
 from spdc.runs.records import CompressSummary, EvalResult, FinetuneSummary, FoldResult
@@ -116,14 +117,10 @@ def fold(path: PathLike, *, output_dir: PathLike | None = None) -> FoldResult:
     from spdc.compression.compress import FOLDED_DIR
     from spdc.compression.folding import fold_model_dir
 
-    source = Path(path)
-    if (source / "model" / "config.json").is_file():
-        model_dir, default = source / "model", source / FOLDED_DIR
-    elif (source / "config.json").is_file():
-        model_dir, default = source, source.with_name(f"{source.name}-folded")
-    else:
-        raise ArtifactError(f"{source} is neither a run directory (with model/) nor a model directory (config.json)")
-    return fold_model_dir(model_dir, Path(output_dir) if output_dir else default)
+    location = locate_model(Path(path))
+    default = (location.path / FOLDED_DIR if location.is_run
+               else location.path.with_name(f"{location.path.name}-folded"))
+    return fold_model_dir(location.model_dir, Path(output_dir) if output_dir else default)
 
 
 def resolve_export_source(path: PathLike | None) -> ResolvedRun:

@@ -65,3 +65,24 @@ def test_result_json_is_what_the_command_prints(tiny_model_dir: Path, sst2_dir: 
     eval_api = spdc.evaluate(tiny_model_dir, task="sst2", data_dir=sst2_dir, max_seq_length=16,
                              show_progress=False).to_json()
     assert json.loads(eval_cli.stdout) == eval_api and eval_api["ok"] is True
+
+
+def test_run_or_model_directory_is_answered_in_one_place(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A run's model/ and a bare model folder are both found; a folder that is neither fails the same way for
+    every command that takes one (eval, fold, export, bench)."""
+    from spdc.core.errors import ArtifactError
+    from spdc.runs.directory import locate_model
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    assert locate_model(run).model_dir == run / "model" and locate_model(run).is_run
+    bare = locate_model(tiny_model_dir)
+    assert bare.model_dir == tiny_model_dir and not bare.is_run
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="neither a run directory"):
+        locate_model(tmp_path / "empty")
+    with pytest.raises(ArtifactError, match="neither a run directory"):
+        spdc.fold(tmp_path / "empty")
+    with pytest.raises(ArtifactError, match="no recipe.yaml"):  # a run without its recipe has no task to export
+        spdc.export(run, output_dir=tmp_path / "out")

@@ -18,6 +18,7 @@ from spdc.models.families import family_spec
 from spdc.models.shape import encoder_flops_per_token
 from spdc.models.structure import structure_of
 from spdc.recipe.schema import TaskConfig
+from spdc.runs.directory import locate_model
 
 
 @dataclass
@@ -165,7 +166,7 @@ def _torch_model(path: Path, provider: str, threads: int | None, *, semi_structu
     from spdc.models.loading import load_classifier
     from spdc.models.structure import parameter_count
 
-    model_dir = path / "model" if (path / "model" / "config.json").is_file() else path
+    model_dir = locate_model(path).model_dir
     loaded = load_classifier(str(model_dir), None)
     if threads:
         torch.set_num_threads(threads)

@@ -48,6 +48,7 @@ from spdc.models.loading import load_classifier
 from spdc.models.structure import FoldedStructure, parameter_count, structure_of
 from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import ExportConfig, TaskConfig
+from spdc.runs.directory import RunDirectory, locate_model
 from spdc.training.evaluation import batches
 
 
@@ -64,14 +65,15 @@ class ExportSource:
 
     @classmethod
     def resolve(cls, path: Path) -> ExportSource:
-        if (path / "recipe.yaml").is_file() and (path / "model" / "config.json").is_file():
-            recipe = load_recipe(path / "recipe.yaml")
-            return cls(path=path, kind="run", model_dir=path / "model", task=recipe.task, settings=recipe.export,
-                       recipe_fingerprint=recipe.fingerprint())
-        if (path / "config.json").is_file():
-            return cls(path=path, kind="model", model_dir=path, task=None, settings=ExportConfig())
-        raise ArtifactError(f"{path} is neither a run directory (recipe.yaml + model/) nor a model directory "
-                            "(config.json)")
+        location = locate_model(path)
+        if not location.is_run:
+            return cls(path=path, kind="model", model_dir=location.model_dir, task=None, settings=ExportConfig())
+        run = RunDirectory(path)
+        if not run.recipe_file.is_file():
+            raise ArtifactError(f"run directory {path} has no recipe.yaml: its task and export settings are unknown")
+        recipe = load_recipe(run.recipe_file)
+        return cls(path=path, kind="run", model_dir=location.model_dir, task=recipe.task, settings=recipe.export,
+                   recipe_fingerprint=recipe.fingerprint())
 
     def default_output(self, settings: ExportConfig) -> Path:
         suffix = {"none": "onnx", "dynamic-int8": "onnx-int8", "static-int8": "onnx-int8-static"}[settings.quantize]

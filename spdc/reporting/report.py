@@ -90,7 +90,7 @@ class RunRecord:
         return self.summary.main_metric
 
     def model_config(self) -> dict[str, Any]:
-        config = self.path / "model" / "config.json"
+        config = RunDirectory(self.path).model_dir / "config.json"
         return dict(json.loads(config.read_text(encoding="utf-8"))) if config.is_file() else {}
 
     @property

@@ -16,12 +16,13 @@ import os
 import platform
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from spdc.core.atomic import atomic_append_text, atomic_write_text, ensure_dir
 from spdc.core.cpu import cpu_info
-from spdc.core.errors import CheckpointError
+from spdc.core.errors import ArtifactError, CheckpointError
 from spdc.core.outputs import check_output, mark_output, output_kind, output_lock, remove_output
 from spdc.core.version import VERSION
 from spdc.recipe.schema import Recipe
@@ -50,6 +51,27 @@ def run_lock(path: Path) -> contextlib.AbstractContextManager[None]:
     """Hold a run directory while this command trains or writes there (rank 0 only: the ranks of one torchrun
     job share it)."""
     return output_lock(path, what="run directory") if is_launch_rank_zero() else contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where the weights of a path a command was given lie: a run directory's model/, or a model directory."""
+
+    path: Path
+    model_dir: Path
+    is_run: bool
+
+
+def locate_model(path: Path) -> ModelLocation:
+    """The one answer to "run directory or model directory?": a folder whose model/ holds a config.json is a run,
+    one holding config.json itself is a model; anything else is an artifact error naming both layouts."""
+    run_model = RunDirectory(path).model_dir
+    if (run_model / "config.json").is_file():
+        return ModelLocation(path=path, model_dir=run_model, is_run=True)
+    if (path / "config.json").is_file():
+        return ModelLocation(path=path, model_dir=path, is_run=False)
+    raise ArtifactError(f"{path} is neither a run directory (with model/config.json) nor a model directory "
+                        "(config.json)")
 
 
 class RunDirectory:

@@ -17,6 +17,7 @@ from spdc.data.tasks import TaskSpec
 from spdc.models.families import check_sequence_length, longest_sequence
 from spdc.models.loading import load_classifier
 from spdc.recipe.schema import TaskConfig
+from spdc.runs.directory import locate_model
 from spdc.runs.records import EvalResult
 from spdc.runs.runtime import resolve_device
 
@@ -71,11 +72,6 @@ def evaluate(
     return metrics
 
 
-def model_dir_of(path: Path) -> Path:
-    """Accept a run directory (its model/ subfolder) as well as a model directory."""
-    return path / "model" if (path / "model" / "config.json").is_file() else path
-
-
 def evaluate_model(model_path: Path, task: TaskConfig, *, split: str | None = None, batch_size: int = 64,
                    device: str = "auto", show_progress: bool = True, max_seq_length: int | None = None
                    ) -> EvalResult:
@@ -84,7 +80,7 @@ def evaluate_model(model_path: Path, task: TaskConfig, *, split: str | None = No
     spec = task_spec(task)
     split_name = split or spec.dev_splits[0]
     data = load_split(task, split_name)
-    loaded = load_classifier(str(model_dir_of(model_path)), spec, fine_tuned_head=True)
+    loaded = load_classifier(str(locate_model(model_path).model_dir), spec, fine_tuned_head=True)
     if max_seq_length is not None:  # asked for: it must fit; the task's own length is capped to the model's
         check_sequence_length(loaded.model.config, max_seq_length, what="max_seq_length (--max-seq-length)",
                               model=str(model_path))
