@@ -28,7 +28,7 @@ from harness import paused, run_spdc  # noqa: E402
 
 from spdc.core.cpu import feature_line  # noqa: E402
 from spdc.models.families import FAMILIES, encoder_layers, family_of, prunable_linears  # noqa: E402
-from spdc.models.loading import load_classifier, save_classifier  # noqa: E402
+from spdc.models.loading import load_model, save_model  # noqa: E402
 from tests.conftest import write_sst2_like  # noqa: E402
 from tests.families_support import build_tiny_family  # noqa: E402
 
@@ -78,7 +78,7 @@ def base_artifacts(model_type: str) -> tuple[Path, Path]:
     dense, folded = folder / "dense-onnx", folder / "folded-onnx"
     if not (folded / "spdc_manifest.json").is_file():
         build_tiny_family(model_type, folder / "dense", seed=0, **BASE)
-        loaded = load_classifier(str(folder / "dense"), None)
+        loaded = load_model(str(folder / "dense"), None)
         model, family = loaded.model, family_of(loaded.model)
         generator = torch.Generator().manual_seed(0)
         heads, head_dim = BASE["num_attention_heads"], BASE["hidden_size"] // BASE["num_attention_heads"]
@@ -101,7 +101,7 @@ def base_artifacts(model_type: str) -> tuple[Path, Path]:
                             matrix.bias.mul_(rows)
                     else:  # output matrices: the columns of the kept heads / neurons
                         matrix.weight.mul_((dims if role == "attention_output" else neurons)[None, :])
-        save_classifier(model, loaded.tokenizer, folder / "masked")
+        save_model(model, loaded.tokenizer, folder / "masked")
         spdc("export", str(folder / "dense"), "--no-validate", "--out", str(dense))
         spdc("export", str(folder / "masked"), "--no-validate", "--out", str(folded))
     return dense, folded

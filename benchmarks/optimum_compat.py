@@ -23,12 +23,12 @@ PAIRS = ["Profits went up 5% in the quarter, the company said.", "The stock rose
 def reference(pairs: list[str]) -> None:
     import torch
 
-    from spdc.models.loading import load_classifier
+    from spdc.models.loading import load_model
 
     records = []
     for pair in pairs:
         model_dir, _, artifact = pair.partition(":")
-        loaded = load_classifier(model_dir, None)
+        loaded = load_model(model_dir, None)
         batch = loaded.tokenizer(TEXTS, PAIRS, padding=True, return_tensors="pt")
         with torch.no_grad():
             logits = loaded.model(**batch).logits.tolist()

@@ -33,8 +33,9 @@ from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_write_text
 from spdc.core.cpu import cpu_info
 from spdc.data.tasks import get_task
+from spdc.heads import HEADS
 from spdc.models.families import encoder_layers, family_of, prunable_linears
-from spdc.models.loading import load_classifier
+from spdc.models.loading import load_model
 from spdc.models.shape import EncoderShape
 from spdc.recipe import DistillationConfig, GraftingConfig, PruningConfig, StageConfig, StudentConfig
 from spdc.runs.runtime import autocast
@@ -46,14 +47,14 @@ DEFAULT_DOC = ROOT / "docs" / "results" / "spd-step-time.md"
 
 def eager_teacher() -> torch.nn.Module:
     """A MiniLM teacher with eager attention: the implementation that yields attention maps for distillation."""
-    teacher = load_classifier("minilm", get_task("mrpc")).model
+    teacher = load_model("minilm", get_task("mrpc")).model
     teacher.set_attn_implementation("eager")
     return teacher
 
 
 def plain_stepper(batch: dict[str, torch.Tensor], attention: str, precision: str) -> Callable[[int], None]:
     """One plain fine-tuning step (hard labels) of its own MiniLM copy with the given attention implementation."""
-    model = load_classifier("minilm", get_task("mrpc")).model
+    model = load_model("minilm", get_task("mrpc")).model
     model.set_attn_implementation(attention)
     optimizer = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=1e-5)
 
@@ -91,7 +92,7 @@ def spd_stepper(teacher: torch.nn.Module, batch: dict[str, torch.Tensor], p: flo
         with OutputRecorder(family, [teacher, student], [teacher_layers, student_layers]) as recorder:
             plugin = CompressionPlugin(method=METHODS["spd" if oneshot is None else "kd"], stage=stage,
                                        grafting=grafting, distillation=DistillationConfig(), teacher=teacher,
-                                       layer_map=layer_map, recorder=recorder, regression=False,
+                                       layer_map=layer_map, recorder=recorder, head=HEADS["sequence-classification"],
                                        pruner=pruner if structure is None else None,
                                        pruning_offset=0, kept_heads=structure.heads if structure else None)
             with autocast(CPU, precision):

@@ -24,8 +24,8 @@ from spdc.recipe.schema import GraftingConfig, LossWeights, PruningConfig, Recip
 
 PACKAGE = Path(spdc.__file__).resolve().parent
 # Lowest first: a module may import its own layer and the layers before it, never one after it.
-LAYERS = ["core", "data", "recipe", "models", "runs", "training", "compression", "deploy", "benchmark", "reporting",
-          "api", "cli"]
+LAYERS = ["core", "data", "heads", "recipe", "models", "runs", "training", "compression", "deploy", "benchmark",
+          "reporting", "api", "cli"]
 
 
 def module_name(path: Path) -> str:

@@ -20,6 +20,7 @@ from spdc.compression.objective import CompressionPlugin
 from spdc.compression.recorder import OutputRecorder
 from spdc.compression.student import build_student
 from spdc.core.errors import RecipeError
+from spdc.heads import HEADS
 from spdc.models.families import encoder_layers, family_of
 from spdc.recipe import DistillationConfig, GraftingConfig, LossWeights, StageConfig, StudentConfig, load_recipe
 from spdc.runs.setup import RunOptions
@@ -64,7 +65,7 @@ def test_structured_run_reports_kept_units_and_flops(compress_recipe, tmp_path: 
 
 def test_teacher_stays_frozen(compress_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     captured = {}
-    original = pipeline_module.load_classifier
+    original = pipeline_module.load_model
 
     def spy(*args, **kwargs):
         loaded = original(*args, **kwargs)
@@ -72,7 +73,7 @@ def test_teacher_stays_frozen(compress_recipe, tmp_path: Path, monkeypatch: pyte
         captured["before"] = copy.deepcopy(loaded.model.state_dict())
         return loaded
 
-    monkeypatch.setattr(pipeline_module, "load_classifier", spy)
+    monkeypatch.setattr(pipeline_module, "load_model", spy)
     compress(load_recipe(compress_recipe()), RunOptions(output_dir=tmp_path / "r", show_progress=False))
     after = captured["model"].state_dict()
     assert all(torch.equal(captured["before"][key], after[key]) for key in after)
@@ -95,7 +96,7 @@ def _plugin_setup(tiny_model_dir: Path, grafting: GraftingConfig | None, weights
                        teacher_layers=teacher_layers, layers_path=arch.layers)
     plugin = CompressionPlugin(
         method=METHODS["spd"], stage=stage, grafting=grafted, distillation=DistillationConfig(), teacher=teacher,
-        layer_map=layer_map, recorder=recorder, regression=False, pruner=None, pruning_offset=0,
+        layer_map=layer_map, recorder=recorder, head=HEADS["sequence-classification"], pruner=None, pruning_offset=0,
     )
     batch = {"input_ids": torch.randint(5, 20, (4, 6)), "attention_mask": torch.ones(4, 6, dtype=torch.long),
              "labels": torch.tensor([0, 1, 0, 1])}

@@ -9,8 +9,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from spdc.core.errors import DataError
-from spdc.data.batching import DynamicPaddingCollator, encode
+from spdc.data.batching import encode
 from spdc.data.sources import load_split
+from spdc.heads import HEADS
 from spdc.recipe import TaskConfig
 
 from .conftest import real_glue_dir, requires_real_glue
@@ -208,14 +209,14 @@ def test_dynamic_padding_pads_per_batch(tiny_model_dir: Path, sst2_dir: Path) ->
     split = load_split(TaskConfig(name="sst2", data_dir=sst2_dir), "dev")
     encoded = encode(split.examples, tokenizer, max_seq_length=4)
     assert max(len(features["input_ids"]) for features in encoded.features) == 4  # truncated
-    collate = DynamicPaddingCollator(tokenizer, regression=False)
+    collate = HEADS["sequence-classification"].collator(tokenizer)
     short = encode([split.examples[0]], tokenizer, 64)
     batch = collate([short[0]])
     assert batch["input_ids"].shape == (1, 7)  # [CLS] + 5 words + [SEP], no padding to 64
     mixed = collate([short[0], encoded[1]])
     assert mixed["input_ids"].shape == (2, 7) and mixed["attention_mask"][1].tolist() == [1, 1, 1, 1, 0, 0, 0]
     assert mixed["labels"].dtype.is_floating_point is False
-    assert DynamicPaddingCollator(tokenizer, regression=True)([short[0]])["labels"].dtype.is_floating_point
+    assert HEADS["sequence-regression"].collator(tokenizer)([short[0]])["labels"].dtype.is_floating_point
 
 
 # --- the real GLUE files ----------------------------------------------------------------------------------------

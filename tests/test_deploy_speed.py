@@ -21,7 +21,7 @@ from spdc.core.cpu import ISA_FLAGS, parse_cpuinfo
 from spdc.deploy.build import ExportSource, export_artifact
 from spdc.deploy.manifest import ONNX_FILE, read_manifest
 from spdc.deploy.sessions import create_session, session_feed
-from spdc.models.loading import load_classifier, save_classifier
+from spdc.models.loading import load_model, save_model
 from spdc.recipe import ExportConfig, validate_task
 
 from .conftest import FILLER, NEGATIVE, POSITIVE
@@ -78,8 +78,8 @@ def test_uneven_heads_fuse_one_attention_per_layer(heads: list[list[int]], tiny_
                                                    tmp_path: Path) -> None:
     model = random_bert(7)
     mask_units(model, heads, neuron_keep=0.5, seed=7)
-    tokenizer = load_classifier(str(tiny_model_dir), None).tokenizer
-    save_classifier(model, tokenizer, tmp_path / "masked")
+    tokenizer = load_model(str(tiny_model_dir), None).tokenizer
+    save_model(model, tokenizer, tmp_path / "masked")
     source = ExportSource.resolve(tmp_path / "masked")
     fused = export_artifact(source, tmp_path / "fused", ExportConfig(), validate=False)
     plain = export_artifact(source, tmp_path / "plain", ExportConfig(optimize="O0"), validate=False)
@@ -103,13 +103,13 @@ def test_uneven_heads_fuse_one_attention_per_layer(heads: list[list[int]], tiny_
 @pytest.fixture
 def sparse_model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
     """The tiny BERT with 90% of every encoder matrix's weights exactly zero, like an unstructured student."""
-    loaded = load_classifier(str(tiny_model_dir), None)
+    loaded = load_model(str(tiny_model_dir), None)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, parameter in loaded.model.named_parameters():
             if "encoder" in name and name.endswith("weight") and parameter.dim() == 2:
                 parameter.mul_((torch.rand(parameter.shape, generator=generator) >= 0.9).float())
-    save_classifier(loaded.model, loaded.tokenizer, tmp_path / "sparse90")
+    save_model(loaded.model, loaded.tokenizer, tmp_path / "sparse90")
     return tmp_path / "sparse90"
 
 
@@ -150,11 +150,11 @@ def stsb_like(tmp_path: Path, tiny_model_dir: Path) -> tuple[Path, Path]:
             lines.append(f"{first}\t{rng.choice(words)} movie\t{score:.2f}")
         (folder / name).write_text("\n".join(lines) + "\n")
     torch.manual_seed(3)
-    tokenizer = load_classifier(str(tiny_model_dir), None).tokenizer
+    tokenizer = load_model(str(tiny_model_dir), None).tokenizer
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=64, num_labels=1, problem_type="regression",
                         initializer_range=0.5)  # outputs that depend on the input (std ~1), so Pearson means something
-    save_classifier(BertForSequenceClassification(config), tokenizer, tmp_path / "regressor")
+    save_model(BertForSequenceClassification(config), tokenizer, tmp_path / "regressor")
     return tmp_path / "regressor", folder
 
 
@@ -224,7 +224,7 @@ def test_int8_variants_build_and_record_their_settings(tiny_model_dir: Path, tmp
         ops = {node.op_type for node in onnx.load(str(tmp_path / name / ONNX_FILE)).graph.node}
         assert ("QAttention" in ops) == settings.int8_after_fusion  # fused attention is quantised as a whole
         assert ("QEmbedLayerNormalization" in ops) == settings.int8_embeddings
-    reference = load_classifier(str(tiny_model_dir), None).model
+    reference = load_model(str(tiny_model_dir), None).model
     from spdc.data.synthetic import synthetic_inputs
 
     feeds = synthetic_inputs(NAMES, reference.config.vocab_size, batch=2, seq_len=9)

@@ -20,7 +20,7 @@ from spdc.deploy.build import ExportSource, export_artifact
 from spdc.deploy.manifest import MANIFEST_FILE, ONNX_FILE, read_manifest
 from spdc.deploy.optimize import HeadLayout
 from spdc.deploy.sessions import create_session, session_feed
-from spdc.models.loading import load_classifier, save_classifier
+from spdc.models.loading import load_model, save_model
 from spdc.models.structure import HeadlessAttention, structure_of
 from spdc.recipe import ExportConfig, validate_task
 
@@ -82,10 +82,10 @@ def test_folding_uneven_masks_is_exact_and_smaller(seed: int, tiny_model_dir: Pa
     assert sum(p.numel() for p in model.parameters()) < before
     torch.testing.assert_close(logits(model), expected, atol=1e-5, rtol=0)
     # save / load round trip through spdc's loader
-    tokenizer = load_classifier(str(tiny_model_dir), None).tokenizer
-    save_classifier(model, tokenizer, tmp_path / "folded")
+    tokenizer = load_model(str(tiny_model_dir), None).tokenizer
+    save_model(model, tokenizer, tmp_path / "folded")
     assert json.loads((tmp_path / "folded" / "config.json").read_text())["spdc_folded"]["heads"] == heads
-    loaded = load_classifier(str(tmp_path / "folded"), None).model
+    loaded = load_model(str(tmp_path / "folded"), None).model
     torch.testing.assert_close(logits(loaded), expected, atol=1e-5, rtol=0)
     assert structure_of(loaded.config) == structure
 
@@ -126,9 +126,9 @@ def test_attention_shape_only_for_one_head_count() -> None:
 @pytest.fixture
 def masked_model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
     """The tiny BERT (sst2 vocabulary) with uneven structured masks, saved like a compress student."""
-    loaded = load_classifier(str(tiny_model_dir), None)
+    loaded = load_model(str(tiny_model_dir), None)
     mask_units(loaded.model, [[0, 3], [1]], neuron_keep=0.5, seed=5)
-    save_classifier(loaded.model, loaded.tokenizer, tmp_path / "masked")
+    save_model(loaded.model, loaded.tokenizer, tmp_path / "masked")
     return tmp_path / "masked"
 
 
@@ -142,7 +142,7 @@ def test_export_runs_in_onnxruntime_for_several_shapes(masked_model_dir: Path, t
         assert manifest.export.fused_operators.get("SkipLayerNormalization", 0) > 0
         assert manifest.export.fused_operators.get("Attention") == 2  # uneven heads (2 and 1), fused per layer
     session = create_session(tmp_path / "a" / ONNX_FILE, threads=1)
-    reference = load_classifier(str(masked_model_dir), None).model
+    reference = load_model(str(masked_model_dir), None).model
     for batch, seq_len in ((1, 5), (4, 33), (7, 64)):
         feeds = synthetic_inputs(NAMES, reference.config.vocab_size, batch=batch, seq_len=seq_len, seed=seq_len)
         onnx_logits = session.run(["logits"], session_feed(session, feeds))[0]
@@ -180,7 +180,7 @@ def test_dynamo_exporter_matches(masked_model_dir: Path, tmp_path: Path) -> None
                                ExportConfig(dynamo=True, opset=18, optimize="O0"), validate=False)
     assert manifest.export.exporter == "dynamo"
     session = create_session(tmp_path / "d" / ONNX_FILE, threads=1)
-    reference = load_classifier(str(masked_model_dir), None).model
+    reference = load_model(str(masked_model_dir), None).model
     feeds = synthetic_inputs(NAMES, reference.config.vocab_size, batch=3, seq_len=21)
     np.testing.assert_allclose(session.run(["logits"], session_feed(session, feeds))[0], logits_of(reference, feeds),
                                atol=1e-4, rtol=0)
@@ -247,7 +247,7 @@ def test_compress_folds_and_exports_a_run(compress_recipe, tmp_path: Path) -> No
     summary = json.loads(result.stdout)
     assert summary["fold"]["structure"]["kept_heads"] == [2, 2]
     assert summary["fold"]["max_logit_difference"] <= 1e-5
-    assert structure_of(load_classifier(str(tmp_path / "run" / "folded"), None).model.config) is not None
+    assert structure_of(load_model(str(tmp_path / "run" / "folded"), None).model.config) is not None
     result = runner.invoke(cli, ["export", str(tmp_path / "run"), "--json"])
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)["manifest"]
@@ -260,10 +260,11 @@ def test_compress_folds_and_exports_a_run(compress_recipe, tmp_path: Path) -> No
 @requires_real_glue
 def test_folding_real_minilm_on_real_mrpc_rows() -> None:
     task = validate_task({"name": "mrpc", "data_dir": str(real_glue_dir() / "MRPC"), "max_eval_samples": 24})
-    from spdc.data.batching import DynamicPaddingCollator, encode
+    from spdc.data.batching import encode
     from spdc.data.sources import load_split, task_spec
+    from spdc.heads import HEADS
 
-    loaded = load_classifier("minilm", task_spec(task))  # the sentence encoder has no head: the task asks a new one
+    loaded = load_model("minilm", task_spec(task))  # the sentence encoder has no head: the task asks a new one
     model = loaded.model.eval()
     heads = [[h for h in range(12) if (h + layer) % 3] for layer in range(6)]  # 8 of 12 heads, shifting
     heads[2] = [0, 5, 7]
@@ -271,7 +272,7 @@ def test_folding_real_minilm_on_real_mrpc_rows() -> None:
     folded = copy.deepcopy(model)
     assert fold(folded) is not None
     rows = encode(load_split(task, "dev").examples, loaded.tokenizer, 128)
-    batch = DynamicPaddingCollator(loaded.tokenizer, regression=False)([rows[i] for i in range(len(rows))])
+    batch = HEADS["sequence-classification"].collator(loaded.tokenizer)([rows[i] for i in range(len(rows))])
     batch.pop("labels")
     with torch.no_grad():
         torch.testing.assert_close(folded(**batch).logits, model(**batch).logits, atol=1e-5, rtol=0)

@@ -17,7 +17,7 @@ from spdc.compression.folding import fold
 from spdc.compression.recorder import OutputRecorder
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.models.families import FAMILIES, encoder_layers, family_of, linear_at, optional_module, prunable_linears
-from spdc.models.loading import load_classifier, save_classifier
+from spdc.models.loading import load_model, save_model
 from spdc.models.structure import PrunedAttention, structure_of
 
 from .conftest import build_tiny_family, write_sst2_like, write_stsb_like
@@ -45,7 +45,7 @@ def write_recipe(path: Path, *, model: Path, task: str, data: Path, method: str,
 
 @pytest.mark.parametrize("model_type", sorted(FAMILIES))
 def test_spec_resolves_on_a_fresh_model(model_type: str, tmp_path: Path) -> None:
-    model = load_classifier(str(build_tiny_family(model_type, tmp_path / model_type)), None).model
+    model = load_model(str(build_tiny_family(model_type, tmp_path / model_type)), None).model
     family = family_of(model)
     layers = encoder_layers(model, family)
     assert len(layers) == 2 and optional_module(model, family.embeddings[0]) is not None
@@ -70,9 +70,9 @@ def test_spec_resolves_on_a_fresh_model(model_type: str, tmp_path: Path) -> None
 
 def masked_logits_match_folded(run: Path) -> float:
     """Largest logit difference between the masked student and its folded copy, loaded back by spdc."""
-    masked = load_classifier(str(run / "model"), None).model.eval()
-    folded = load_classifier(str(run / "folded"), None).model.eval()
-    feeds = synthetic_inputs(model_input_names(load_classifier(str(run / "folded"), None).tokenizer),
+    masked = load_model(str(run / "model"), None).model.eval()
+    folded = load_model(str(run / "folded"), None).model.eval()
+    feeds = synthetic_inputs(model_input_names(load_model(str(run / "folded"), None).tokenizer),
                              masked.config.vocab_size, batch=3, seq_len=12, seed=4)
     with torch.no_grad():
         tensors = {name: torch.from_numpy(array) for name, array in feeds.items()}
@@ -100,7 +100,7 @@ def test_family_end_to_end(model_type: str, tmp_path: Path) -> None:
     kept = summary["fold"]["structure"]["kept_heads"]
     assert sum(kept) == 4 and summary["fold"]["parameters"]["after"] < summary["fold"]["parameters"]["before"]
     assert masked_logits_match_folded(tmp_path / "spd") <= 1e-5
-    folded = load_classifier(str(tmp_path / "spd" / "folded"), None).model
+    folded = load_model(str(tmp_path / "spd" / "folded"), None).model
     assert structure_of(folded.config) is not None and folded.config.model_type == model_type
 
     manifest = invoke("export", str(tmp_path / "spd"))["manifest"]
@@ -132,7 +132,7 @@ def test_family_regression_and_headless_layers(model_type: str, tmp_path: Path) 
     manifest = invoke("export", str(tmp_path / "run"))["manifest"]
     assert manifest["status"] == "passed" and manifest["parity"]["agreement"] is None
 
-    loaded = load_classifier(str(model_dir), None)  # a layer that loses every head and every FFN neuron
+    loaded = load_model(str(model_dir), None)  # a layer that loses every head and every FFN neuron
     model = loaded.model.eval()
     family = family_of(model)
     with torch.no_grad():
@@ -148,7 +148,7 @@ def test_family_regression_and_headless_layers(model_type: str, tmp_path: Path) 
         assert structure is not None and structure.heads[1] == [] and structure.neurons[1] == 1
         assert isinstance(encoder_layers(model, family)[1].get_submodule(family.attention), PrunedAttention)
         torch.testing.assert_close(model(**feeds).logits, expected, atol=1e-5, rtol=0)
-    save_classifier(model, loaded.tokenizer, tmp_path / "folded")
-    reloaded = load_classifier(str(tmp_path / "folded"), None).model.eval()
+    save_model(model, loaded.tokenizer, tmp_path / "folded")
+    reloaded = load_model(str(tmp_path / "folded"), None).model.eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**feeds).logits, expected, atol=1e-5, rtol=0)

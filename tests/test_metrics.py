@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spdc.data.metrics import accuracy, compute_metrics, f1, matthews_corrcoef, pearson, spearman
+from spdc.data.metrics import accuracy, f1, matthews_corrcoef, pearson, spearman
 
 PREDS = [1, 1, 0, 0, 1, 0]
 REFS = [1, 0, 0, 1, 1, 0]  # tp=2, fp=1, fn=1, tn=2
@@ -39,23 +39,3 @@ def test_spearman_with_ties():
     x, y = [10, 20, 20, 30], [1, 2, 3, 4]
     assert spearman(x, y) == pytest.approx(pearson([1, 2.5, 2.5, 4], [1, 2, 3, 4]))
     assert spearman([1, 5, 2], [10, 30, 11]) == pytest.approx(1.0)
-
-
-def test_compute_metrics_argmax_and_regression():
-    logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
-    assert compute_metrics(logits, np.array([1, 0, 0]), ["accuracy"], regression=False) == {
-        "accuracy": pytest.approx(2 / 3)
-    }
-    scores = compute_metrics(np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 3.0]), ["pearson"], regression=True)
-    assert scores["pearson"] == pytest.approx(1.0)
-
-
-def test_the_constant_baseline_predicts_the_majority_label_or_the_mean() -> None:
-    from spdc.data.metrics import constant_baseline
-
-    scores = constant_baseline([1, 1, 1, 0], ["accuracy", "f1"], regression=False, num_labels=2)
-    assert scores == pytest.approx({"accuracy": 0.75, "f1": 6 / 7})  # all 1: 3 TP, 1 FP
-    minority = constant_baseline([0, 0, 1], ["accuracy", "f1"], regression=False, num_labels=2)
-    assert minority == pytest.approx({"accuracy": 2 / 3, "f1": 0.0})  # all 0: no positive predicted
-    regression = constant_baseline([0.5, 2.0, 4.5], ["pearson", "spearman"], regression=True, num_labels=1)
-    assert regression == {"pearson": 0.0, "spearman": 0.0}  # a constant correlates with nothing

@@ -16,8 +16,9 @@ from spdc.compression.oneshot import CUT_FILE, Scoring, attainable_sparsity, che
 from spdc.compression.pruning.pruner import Pruner
 from spdc.core.errors import RecipeError
 from spdc.data.synthetic import synthetic_inputs
+from spdc.heads import HEADS
 from spdc.models.families import encoder_layers, family_of, prunable_linears
-from spdc.models.loading import load_classifier
+from spdc.models.loading import load_model
 from spdc.models.shape import EncoderShape
 from spdc.recipe import PruningConfig, load_recipe
 from spdc.runs.setup import RunOptions
@@ -56,7 +57,7 @@ def test_an_unreachable_cut_is_refused_with_the_miss_and_the_nearest_targets() -
 @pytest.mark.parametrize("scope", ["local", "global"])
 def test_the_cut_hits_its_target_and_the_folded_student_is_the_masked_teacher(tiny_model_dir: Path,
                                                                              scope: str) -> None:
-    loaded = load_classifier(str(tiny_model_dir), None)
+    loaded = load_model(str(tiny_model_dir), None)
     teacher = loaded.model.eval()
     family = family_of(teacher)
     student = copy.deepcopy(teacher)
@@ -71,7 +72,8 @@ def test_the_cut_hits_its_target_and_the_folded_student_is_the_masked_teacher(ti
         batch = {key: torch.tensor([features[key] for features, _ in items]) for key in items[0][0]}
         return {**batch, "labels": torch.tensor([label for _, label in items])}
 
-    scoring = Scoring(train_data=rows, collate=collate, batch_size=4, batches=2, seed=0, regression=False,
+    scoring = Scoring(train_data=rows, collate=collate, batch_size=4, batches=2, seed=0,
+                      head=HEADS["sequence-classification"],
                       device=torch.device("cpu"), precision="fp32")
     masked = copy.deepcopy(student)
     cut = cut_student(student, pruner, scoring)
@@ -132,7 +134,7 @@ def test_oneshot_logits_after_zero_steps_equal_the_masked_teachers(compress_reci
 
     monkeypatch.setattr(Trainer, "fit", capture)
     compress(recipe, RunOptions(output_dir=tmp_path / "z", show_progress=False))
-    teacher = load_classifier(recipe.teacher.model, None).model.eval()
+    teacher = load_model(recipe.teacher.model, None).model.eval()
     family = family_of(teacher)
     pruner = Pruner(recipe.pruning, prunable_linears(encoder_layers(teacher, family), family),
                     EncoderShape.of(teacher), 1)

@@ -84,5 +84,5 @@ def test_run_or_model_directory_is_answered_in_one_place(tiny_model_dir: Path, t
         locate_model(tmp_path / "empty")
     with pytest.raises(ArtifactError, match="neither a run directory"):
         spdc.fold(tmp_path / "empty")
-    with pytest.raises(ArtifactError, match="no recipe.yaml"):  # a run without its recipe has no task to export
+    with pytest.raises(ArtifactError, match=r"no recipe\.yaml"):  # a run without its recipe has no task to export
         spdc.export(run, output_dir=tmp_path / "out")

@@ -9,7 +9,7 @@ from transformers import AutoModelForSequenceClassification
 
 from spdc.cli.main import cli
 from spdc.data.tasks import get_task
-from spdc.models.loading import load_classifier, minilm_dir
+from spdc.models.loading import load_model, minilm_dir
 
 from .conftest import real_glue_dir, requires_minilm, requires_real_glue
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @requires_minilm
 def test_minilm_alias_loads_a_sized_classifier() -> None:
-    loaded = load_classifier("minilm", get_task("rte"))
+    loaded = load_model("minilm", get_task("rte"))
     config = loaded.model.config
     assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (6, 384, 12)
     assert config.intermediate_size == 1536

@@ -25,11 +25,12 @@ from spdc.compression.student import build_student
 from spdc.core.atomic import atomic_directory, atomic_write_text, recover
 from spdc.core.errors import OutputError
 from spdc.core.record import MARKER_FILE
-from spdc.data.batching import DynamicPaddingCollator, encode
+from spdc.data.batching import encode
 from spdc.data.examples import Example
 from spdc.data.tasks import get_task
+from spdc.heads import HEADS
 from spdc.models.families import encoder_layers, family_of
-from spdc.models.loading import load_classifier
+from spdc.models.loading import load_model
 from spdc.recipe import DistillationConfig, GraftingConfig, StageConfig, StudentConfig, load_recipe
 from spdc.runs.directory import RunDirectory
 from spdc.runs.setup import RunOptions
@@ -192,7 +193,7 @@ def test_unsupported_family_is_refused_before_writing(tiny_recipe, tmp_path: Pat
     gpt = tmp_path / "gpt"
     GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=64)
                                   ).save_pretrained(gpt)
-    load_classifier(str(Path(tiny_recipe().read_text().split("model: ")[1].split("\n")[0])), None).tokenizer \
+    load_model(str(Path(tiny_recipe().read_text().split("model: ")[1].split("\n")[0])), None).tokenizer \
         .save_pretrained(gpt)
     recipe = tiny_recipe()
     out = tmp_path / "student"
@@ -463,7 +464,7 @@ def test_resume_recovers_from_a_torn_metrics_line(tiny_recipe, tmp_path: Path, m
 
 def test_a_step_that_grafts_only_teacher_layers_learns_nothing_and_advances(tiny_model_dir: Path,
                                                                            sst2_dir: Path, tmp_path: Path) -> None:
-    teacher = load_classifier(str(tiny_model_dir), None).model
+    teacher = load_model(str(tiny_model_dir), None).model
     teacher.set_attn_implementation("eager")
     family = family_of(teacher)
     student, layer_map = build_student(teacher, family, StudentConfig(), None)
@@ -473,7 +474,7 @@ def test_a_step_that_grafts_only_teacher_layers_learns_nothing_and_advances(tiny
                         student_layers=encoder_layers(student, family), teacher_layers=encoder_layers(teacher, family),
                         layers_path=family.layers)
     assert grafting.draw(0) == [False, False]  # the forced all-teacher draw
-    tokenizer = load_classifier(str(tiny_model_dir), None).tokenizer
+    tokenizer = load_model(str(tiny_model_dir), None).tokenizer
     rows = encode([Example("good movie", None, 1), Example("bad plot", None, 0)] * 4, tokenizer, 16)
     before = {name: value.clone() for name, value in student.state_dict().items()}
     run = RunDirectory.prepare(tmp_path / "run", load_recipe(
@@ -481,9 +482,10 @@ def test_a_step_that_grafts_only_teacher_layers_learns_nothing_and_advances(tiny
     with OutputRecorder(family, [teacher, student], [grafting.teacher_layers, grafting.student_layers]) as recorder:
         plugin: TrainingPlugin = CompressionPlugin(
             method=METHODS["spd"], stage=stage, grafting=grafting, distillation=DistillationConfig(),
-            teacher=teacher, layer_map=layer_map, recorder=recorder, regression=False, pruner=None, pruning_offset=0)
+            teacher=teacher, layer_map=layer_map, recorder=recorder, head=HEADS["sequence-classification"],
+            pruner=None, pruning_offset=0)
         trainer = Trainer(model=student, tokenizer=tokenizer, task=get_task("sst2"), train_data=rows, dev_data=rows,
-                          collate=DynamicPaddingCollator(tokenizer, regression=False), config=stage, run=run,
+                          collate=HEADS["sequence-classification"].collator(tokenizer), config=stage, run=run,
                           device=torch.device("cpu"), seed=0, fingerprint="f", plugin=plugin, show_progress=False)
         trainer.fit()
     assert trainer.skipped_steps == 3 and trainer.scheduler.last_epoch == 3

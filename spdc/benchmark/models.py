@@ -163,11 +163,11 @@ def to_semi_structured(network: Any) -> int:
 def _torch_model(path: Path, provider: str, threads: int | None, *, semi_structured: bool = False) -> BenchModel:
     import torch
 
-    from spdc.models.loading import load_classifier
+    from spdc.models.loading import load_model
     from spdc.models.structure import parameter_count
 
     model_dir = locate_model(path).model_dir
-    loaded = load_classifier(str(model_dir), None)
+    loaded = load_model(str(model_dir), None)
     if threads:
         torch.set_num_threads(threads)
     device = torch.device("cuda" if provider == "cuda" else "cpu")

@@ -181,7 +181,7 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
                                     layers_path=family.layers)
                 plugin = CompressionPlugin(
                     method=method, stage=stage, grafting=grafting, distillation=recipe.distillation,
-                    teacher=teacher, layer_map=layer_map, recorder=recorder, regression=spec.is_regression,
+                    teacher=teacher, layer_map=layer_map, recorder=recorder, head=prepared.head,
                     pruner=pruner, pruning_offset=pruning_offset, forward_kwargs=family.attention_kwargs,
                     kept_heads=cut.structure.heads if cut is not None else None,
                 )
@@ -239,7 +239,7 @@ def _before_training(student: nn.Module, pruner: Pruner, recipe: Recipe, prepare
     assert recipe.pruning is not None
     stage = recipe.stages[0]
     scoring = Scoring(train_data=prepared.train_data, collate=prepared.collate, batch_size=stage.batch_size,
-                      batches=recipe.pruning.score_batches, seed=recipe.seed, regression=prepared.spec.is_regression,
+                      batches=recipe.pruning.score_batches, seed=recipe.seed, head=prepared.head,
                       device=prepared.device, precision=prepared.precision)
     if not pruner.cuts_before_training:
         if recipe.pruning.warm_start and not resume:

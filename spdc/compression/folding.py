@@ -21,7 +21,7 @@ from spdc.core.errors import SpdcError
 from spdc.core.outputs import check_output, mark_output, output_lock
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.models.families import encoder_layers, family_of, family_shape, linear_at, longest_sequence, model_config
-from spdc.models.loading import load_classifier, save_classifier
+from spdc.models.loading import load_model, save_model
 from spdc.models.structure import (
     FoldedStructure,
     PrunedAttention,
@@ -94,7 +94,7 @@ def fold_model_dir(source: Path, out: Path) -> FoldResult:
 
 def _fold_model_dir(source: Path, out: Path) -> FoldResult:
     out = check_output(out, "model", inputs=[source], replace=True, what="folded model folder")
-    loaded = load_classifier(str(source), None)
+    loaded = load_model(str(source), None)
     original = loaded.model.eval()
     folded = copy.deepcopy(original)
     structure = fold(folded) or structure_of(model_config(folded))  # a one-shot student was folded in training
@@ -102,7 +102,7 @@ def _fold_model_dir(source: Path, out: Path) -> FoldResult:
     if difference > FOLD_ATOL:
         raise SpdcError(f"folding {source} moved the logits by {difference:.2e} (limit {FOLD_ATOL:g}); nothing written")
     with atomic_directory(out) as staging:
-        save_classifier(folded, loaded.tokenizer, staging)
+        save_model(folded, loaded.tokenizer, staging)
         mark_output(staging, "model")
     shape = family_shape(original)
     return FoldResult(

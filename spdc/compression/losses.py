@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from spdc.heads import Outputs, TaskHead
 
 
 def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], token_mask: torch.Tensor
@@ -37,31 +38,12 @@ def attention_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tenso
     return torch.stack(losses).mean()
 
 
-def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """-sum softmax(t/T) * log_softmax(s/T), averaged over the batch."""
-    targets = F.softmax(teacher_logits.float() / temperature, dim=-1)
-    return -(targets * F.log_softmax(student_logits.float() / temperature, dim=-1)).sum(dim=-1).mean()
-
-
-def logit_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float,
-               regression: bool) -> torch.Tensor:
-    if regression:
-        return F.mse_loss(student_logits.float().view(-1), teacher_logits.float().view(-1))
-    return soft_cross_entropy(student_logits, teacher_logits, temperature)
-
-
-def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor, *, regression: bool) -> torch.Tensor:
-    if regression:
-        return F.mse_loss(logits.float().view(-1), labels.view(-1).float())
-    return F.cross_entropy(logits.float(), labels)
-
-
 @dataclass
 class ForwardOutputs:
-    """One forward pass as the losses see it: logits, hidden states (embedding output first) and attention
-    probabilities in the order the layers ran."""
+    """One forward pass as the losses see it: the head's named outputs, hidden states (embedding output first)
+    and attention probabilities in the order the layers ran."""
 
-    logits: torch.Tensor
+    outputs: Outputs
     hidden: list[torch.Tensor]
     attentions: list[torch.Tensor]
 
@@ -76,7 +58,7 @@ class LossInputs:
     token_mask: torch.Tensor
     layer_map: list[int]  # student layer i learns from teacher layer layer_map[i]
     temperature: float
-    regression: bool
+    head: TaskHead
     attention_heads: list[list[int]] | None = None  # per student layer, the teacher heads it has (None: all)
 
     def teacher_outputs(self) -> ForwardOutputs:
@@ -112,12 +94,13 @@ def _attention(inputs: LossInputs) -> torch.Tensor:
 
 
 def _logits(inputs: LossInputs) -> torch.Tensor:
-    return logit_loss(inputs.student.logits, inputs.teacher_outputs().logits, temperature=inputs.temperature,
-                      regression=inputs.regression)
+    """The head's distillation target on its outputs (soft cross-entropy of logits for a classifier)."""
+    return inputs.head.distillation_loss(inputs.student.outputs, inputs.teacher_outputs().outputs,
+                                         temperature=inputs.temperature)
 
 
 def _hard_label(inputs: LossInputs) -> torch.Tensor:
-    return hard_label_loss(inputs.student.logits, inputs.labels, regression=inputs.regression)
+    return inputs.head.hard_loss(inputs.student.outputs, inputs.labels)
 
 
 LOSSES: dict[str, DistillationLoss] = {

@@ -14,6 +14,7 @@ from spdc.compression.losses import LOSS_NAMES, LOSSES, ForwardOutputs, LossInpu
 from spdc.compression.methods import MethodSpec
 from spdc.compression.pruning.pruner import Pruner
 from spdc.compression.recorder import OutputRecorder
+from spdc.heads import TaskHead
 from spdc.models.families import family_shape
 from spdc.recipe.schema import DistillationConfig, StageConfig
 from spdc.training.loop import Forward, TrainingPlugin
@@ -34,7 +35,7 @@ class CompressionPlugin(TrainingPlugin):
         teacher: nn.Module,
         layer_map: list[int],
         recorder: OutputRecorder,
-        regression: bool,
+        head: TaskHead,
         pruner: Pruner | None,
         pruning_offset: int,
         forward_kwargs: dict[str, Any] | None = None,
@@ -49,7 +50,7 @@ class CompressionPlugin(TrainingPlugin):
         self.teacher = teacher
         self.layer_map = layer_map
         self.recorder = recorder
-        self.regression = regression
+        self.head = head
         self.pruner = pruner
         self.pruning_offset = pruning_offset
         self.kept_heads = kept_heads  # a folded (one-shot) student: each layer's heads, by their teacher index
@@ -59,8 +60,8 @@ class CompressionPlugin(TrainingPlugin):
 
     def _forward(self, forward: Forward, inputs: dict[str, torch.Tensor]) -> ForwardOutputs:
         with self.recorder.record() as recording:
-            logits = forward(**inputs, **self.forward_kwargs).logits
-        return ForwardOutputs(logits=logits, hidden=recording.hidden, attentions=recording.attentions)
+            outputs = self.head.outputs(forward(**inputs, **self.forward_kwargs))
+        return ForwardOutputs(outputs=outputs, hidden=recording.hidden, attentions=recording.attentions)
 
     def partial_graph(self) -> bool:
         return self.grafting.config is not None
@@ -85,7 +86,7 @@ class CompressionPlugin(TrainingPlugin):
                 student = self._forward(forward, inputs)
         loss_inputs = LossInputs(student=student, teacher=teacher, labels=batch["labels"],
                                  token_mask=inputs["attention_mask"], layer_map=self.layer_map,
-                                 temperature=self.temperature, regression=self.regression,
+                                 temperature=self.temperature, head=self.head,
                                  attention_heads=self._attention_heads(use_student))
         parts = {name: LOSSES[name].compute(loss_inputs) for name in self.weights}
         weighted = [self.weights[name] * value for name, value in parts.items()]

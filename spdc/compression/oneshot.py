@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from spdc.compression.folding import fold
-from spdc.compression.losses import hard_label_loss
 from spdc.compression.pruning.pruner import Pruner, parameter_counts
 from spdc.core.atomic import atomic_write_text
 from spdc.core.errors import CheckpointError, RecipeError
+from spdc.heads import TaskHead
 from spdc.models.families import model_config
 from spdc.models.shape import EncoderShape
 from spdc.models.structure import FoldedStructure, record_structure, reshape_to_structure
@@ -105,7 +105,7 @@ class Scoring:
     batch_size: int
     batches: int | None  # pruning.score_batches; None: one pass over every training row
     seed: int
-    regression: bool
+    head: TaskHead
     device: torch.device
     precision: str
 
@@ -127,8 +127,8 @@ def score_units(student: nn.Module, pruner: Pruner, scoring: Scoring) -> None:
         batch = {key: value.to(scoring.device) for key, value in batch.items()}
         labels = batch.pop("labels")
         with autocast(scoring.device, scoring.precision):
-            logits = student(**batch).logits
-        hard_label_loss(logits, labels, regression=scoring.regression).backward()
+            outputs = scoring.head.outputs(student(**batch))
+        scoring.head.hard_loss(outputs, labels).backward()
         pruner.after_backward()
         student.zero_grad(set_to_none=True)
     student.train(was_training)

@@ -1,7 +1,7 @@
 """The official GLUE metrics, computed with numpy so results do not depend on an extra package.
 
 Every function takes predictions and references as 1-D sequences and returns a float in the usual
-GLUE scale (0..1; correlations -1..1). `compute_metrics` turns model outputs into the named metrics.
+GLUE scale (0..1; correlations -1..1). Each task head turns its model outputs into predictions for them.
 """
 
 from __future__ import annotations
@@ -77,25 +77,3 @@ METRICS: dict[str, Callable[[ArrayLike, ArrayLike], float]] = {
     "pearson": pearson,
     "spearman": spearman,
 }
-
-
-def compute_metrics(
-    logits: np.ndarray, references: np.ndarray, names: Sequence[str], *, regression: bool
-) -> dict[str, float]:
-    """Score model outputs: argmax of logits for classification, the single logit for regression."""
-    predictions = logits.reshape(-1) if regression else logits.argmax(axis=-1)
-    return {name: METRICS[name](predictions, references) for name in names}
-
-
-def constant_baseline(references: Sequence[int | float], names: Sequence[str], *, regression: bool,
-                      num_labels: int) -> dict[str, float]:
-    """What predicting one value for every row scores on these references: the most frequent label
-    (classification), or their mean (regression, whose correlations are then 0). A model is only learning
-    something when it is clearly above this."""
-    refs = np.asarray(references, dtype=np.float64 if regression else np.int64)
-    if regression:
-        logits = np.full((len(refs), 1), float(refs.mean()))
-    else:
-        logits = np.zeros((len(refs), num_labels))
-        logits[:, int(np.bincount(refs, minlength=num_labels).argmax())] = 1.0
-    return compute_metrics(logits, refs, names, regression=regression)

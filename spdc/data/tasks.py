@@ -42,8 +42,9 @@ class TaskSpec:
     hub_config: str = ""
 
     @property
-    def is_regression(self) -> bool:
-        return self.label_names is None
+    def head(self) -> str:
+        """The task head (spdc.heads) its outputs need."""
+        return "sequence-regression" if self.label_names is None else "sequence-classification"
 
     @property
     def num_labels(self) -> int:

@@ -24,7 +24,6 @@ from spdc.core.atomic import atomic_directory
 from spdc.core.errors import ArtifactError, ParityError
 from spdc.core.outputs import check_output, mark_output, output_lock
 from spdc.core.version import VERSION
-from spdc.data.batching import DynamicPaddingCollator, encode
 from spdc.data.sources import load_split, task_spec
 from spdc.data.synthetic import model_input_names, synthetic_inputs
 from spdc.deploy.manifest import (
@@ -43,8 +42,9 @@ from spdc.deploy.optimize import HeadLayout, Optimization, optimize_graph
 from spdc.deploy.parity import check_parity, parity_rows
 from spdc.deploy.quantize import Fallback, Int8Options, quantize_int8, quantize_with_fallback, to_fp16
 from spdc.deploy.sparse import store_sparse
+from spdc.heads import head_of_architectures, head_of_task
 from spdc.models.families import family_of
-from spdc.models.loading import load_classifier
+from spdc.models.loading import load_model
 from spdc.models.structure import FoldedStructure, parameter_count, structure_of
 from spdc.recipe.loading import load_recipe
 from spdc.recipe.schema import ExportConfig, TaskConfig
@@ -86,10 +86,10 @@ def calibration_feeds(task: TaskConfig, tokenizer: Any, names: list[str], rows: 
                       ) -> list[dict[str, np.ndarray]]:
     """Padded batches of the task's first training rows: static int8 calibrates on them and the int8 fallback
     ranks operators on them (never on dev)."""
-    spec = task_spec(task)
+    head = head_of_task(task_spec(task))
     data = load_split(task.model_copy(update={"max_train_samples": rows}), "train")
-    encoded = encode(data.examples, tokenizer, task.max_seq_length)
-    collate = DynamicPaddingCollator(tokenizer, regression=spec.is_regression)
+    encoded = head.encode(data.examples, tokenizer, task.max_seq_length)
+    collate = head.collator(tokenizer)
     feeds = []
     for batch in batches(encoded, range(len(encoded)), batch_size, collate):
         feeds.append({name: batch[name].numpy().astype(np.int64) for name in names if name in batch})
@@ -116,7 +116,7 @@ def _export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *,
         raise ArtifactError(f"static int8 calibrates on the task's training rows: name the task of {source.path} "
                             "with --task")
     out = check_output(out, "artifact", inputs=[source.path, source.model_dir], replace=True, what="artifact folder")
-    reference = load_classifier(str(source.model_dir), None)
+    reference = load_model(str(source.model_dir), None)
     model, tokenizer = copy.deepcopy(reference.model).float().eval(), reference.tokenizer
     names = model_input_names(tokenizer)
     # what can fail cheaply (missing data) fails before the export
@@ -139,7 +139,9 @@ def _export_artifact(source: ExportSource, out: Path, settings: ExportConfig, *,
         raw, optimized, final = scratch / "raw.onnx", scratch / "optimized.onnx", staging / ONNX_FILE
         on_step(f"exporting with torch.onnx ({'dynamo' if settings.dynamo else 'TorchScript'}, "
                 f"opset {settings.opset})")
-        export_to_onnx(model, raw, names, opset=settings.opset, dynamo=settings.dynamo)
+        head = (head_of_task(task_spec(source.task)) if source.task is not None
+                else head_of_architectures(model.config.architectures))
+        export_to_onnx(model, raw, names, head, opset=settings.opset, dynamo=settings.dynamo)
         on_step(f"optimising ({settings.optimize})")
         feeds = synthetic_inputs(names, model.config.vocab_size, batch=3, seq_len=24, seed=1)
         family = family_of(model)

@@ -12,8 +12,7 @@ import torch
 
 from spdc.core.console import progress_bar
 from spdc.core.errors import ArtifactError
-from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
-from spdc.data.metrics import compute_metrics
+from spdc.data.batching import EncodedSplit
 from spdc.data.sources import load_split, task_spec
 from spdc.deploy.manifest import (
     ONNX_FILE,
@@ -24,6 +23,7 @@ from spdc.deploy.manifest import (
 )
 from spdc.deploy.model_card import record_manifest
 from spdc.deploy.sessions import create_session, open_artifact, session_feed
+from spdc.heads import head_of_task
 from spdc.recipe.schema import ParityThresholds, TaskConfig
 from spdc.training.evaluation import batches
 
@@ -52,7 +52,7 @@ def parity_rows(task: TaskConfig, tokenizer: Any, samples: int | None) -> Encode
     if samples is not None:
         task = task.model_copy(update={"max_eval_samples": samples})
     data = load_split(task, spec.dev_splits[0])
-    return encode(data.examples, tokenizer, task.max_seq_length)
+    return head_of_task(spec).encode(data.examples, tokenizer, task.max_seq_length)
 
 
 @torch.no_grad()
@@ -65,25 +65,32 @@ def check_parity(
     spec = task_spec(task)
     split = spec.dev_splits[0]
     encoded = rows if rows is not None else parity_rows(task, tokenizer, samples)
-    collate = DynamicPaddingCollator(tokenizer, regression=spec.is_regression)
+    head = head_of_task(spec)
+    collate = head.collator(tokenizer)
     session = create_session(onnx_path, threads=threads)
+    names = list(head.output_names)
     reference.eval()
-    torch_parts, onnx_parts, labels = [], [], []
+    torch_parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    onnx_parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    labels = []
     progress = progress_bar()
     progress.disable = not show_progress
     with progress:
         bar = progress.add_task(f"parity {spec.name} {split}", total=-(-len(encoded) // batch_size), status="")
         for batch in batches(encoded, range(len(encoded)), batch_size, collate):
             labels.append(batch.pop("labels").numpy())
-            torch_parts.append(reference(**batch).logits.float().numpy())
-            onnx_parts.append(session.run(["logits"], session_feed(session, batch))[0].astype(np.float32))
+            for name, value in head.outputs(reference(**batch)).items():
+                torch_parts[name].append(value.float().numpy())
+            for name, value in zip(names, session.run(names, session_feed(session, batch)), strict=True):
+                onnx_parts[name].append(value.astype(np.float32))
             progress.advance(bar)
-    torch_logits, onnx_logits, references = (np.concatenate(parts) for parts in (torch_parts, onnx_parts, labels))
-    diff = np.abs(torch_logits - onnx_logits)
-    agreement = None if spec.is_regression else float(
-        (torch_logits.argmax(axis=-1) == onnx_logits.argmax(axis=-1)).mean())
-    metrics_torch = compute_metrics(torch_logits, references, spec.metrics, regression=spec.is_regression)
-    metrics_onnx = compute_metrics(onnx_logits, references, spec.metrics, regression=spec.is_regression)
+    torch_outputs = {name: np.concatenate(parts) for name, parts in torch_parts.items()}
+    onnx_outputs = {name: np.concatenate(parts) for name, parts in onnx_parts.items()}
+    references = np.concatenate(labels)
+    diff = np.concatenate([np.abs(torch_outputs[name] - onnx_outputs[name]).reshape(-1) for name in names])
+    agreement = head.agreement(torch_outputs, onnx_outputs)
+    metrics_torch = head.score(torch_outputs, references, spec.metrics)
+    metrics_onnx = head.score(onnx_outputs, references, spec.metrics)
     checks = parity_checks(precision=precision, main_metric=spec.main_metric, metrics_torch=metrics_torch,
                            metrics_onnx=metrics_onnx, max_abs_diff=float(diff.max()), agreement=agreement,
                            thresholds=thresholds)
@@ -100,7 +107,7 @@ def validate_artifact(artifact: Path, *, task: TaskConfig | None = None, data_di
                       show_progress: bool = True) -> ValidateResult:
     """Re-run the parity check of an artifact against its PyTorch source (or `reference`) on the task recorded in
     its manifest (or `task`), with the manifest's thresholds; the verdict is written back to the manifest."""
-    from spdc.models.loading import load_classifier
+    from spdc.models.loading import load_model
 
     manifest = read_manifest(artifact)
     if task is None:
@@ -111,7 +118,7 @@ def validate_artifact(artifact: Path, *, task: TaskConfig | None = None, data_di
         task = task.model_copy(update={"data_dir": data_dir})
     reference_dir = reference or Path(manifest.source.model_dir)
     open_artifact(artifact / ONNX_FILE, threads=1)  # what a deployment cannot serve fails before data is read
-    loaded = load_classifier(str(reference_dir), None)
+    loaded = load_model(str(reference_dir), None)
     rows = parity_rows(task, loaded.tokenizer, samples or manifest.samples)
     report = check_parity(
         artifact / ONNX_FILE, loaded.model, loaded.tokenizer, task, precision=manifest.export.precision,

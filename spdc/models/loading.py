@@ -1,4 +1,5 @@
-"""Loading and saving classifiers: the `minilm` alias (offline package), a local directory, or a hub id.
+"""Loading and saving task models (the task head says which transformers class): the `minilm` alias (offline
+package), a local directory, or a hub id.
 
 Weights are read from safetensors only and hub code runs only when the recipe says `trust_remote_code: true`.
 Every model written gets its tokenizer beside it so the directory is usable on its own. `check_model_source`
@@ -17,6 +18,7 @@ from safetensors import SafetensorError
 from spdc.core.errors import ModelLoadError
 from spdc.core.hub import hub_reachable, looks_like_local_path
 from spdc.data.tasks import TaskSpec
+from spdc.heads import TaskHead, head_of_architectures, head_of_task
 from spdc.models.families import FamilySpec, family_spec
 from spdc.models.structure import FOLDED_KEY, FoldedStructure, reshape_to_structure, structure_of
 
@@ -95,25 +97,17 @@ class LoadedModel:
     source: str
 
 
-def _label_kwargs(task: TaskSpec | None) -> dict[str, Any]:
-    if task is None:
-        return {}
-    kwargs: dict[str, Any] = {"num_labels": task.num_labels}
-    if task.is_regression:
-        kwargs["problem_type"] = "regression"
-    else:
-        kwargs["problem_type"] = "single_label_classification"
-        kwargs["id2label"] = dict(enumerate(task.label_names or ()))
-        kwargs["label2id"] = {label: index for index, label in enumerate(task.label_names or ())}
-    return kwargs
+def _model_class(head: TaskHead) -> Any:
+    import transformers
+
+    return getattr(transformers, head.model_class)
 
 
-def _load_folded(source: Path, config: Any, structure: FoldedStructure) -> Any:
+def _load_folded(source: Path, config: Any, structure: FoldedStructure, head: TaskHead) -> Any:
     """Build the model at its folded shape, then load its safetensors weights; every tensor must fit."""
     from safetensors.torch import load_file
-    from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = _model_class(head).from_config(config)
     reshape_to_structure(model, structure)
     weights = source / "model.safetensors"
     if not weights.is_file():
@@ -125,32 +119,36 @@ def _load_folded(source: Path, config: Any, structure: FoldedStructure) -> Any:
     return model.eval()
 
 
-def saved_head_labels(source: str) -> int | None:
-    """How many labels the saved classifier head has, or None when the checkpoint has no classifier head (a
-    base model such as the MiniLM sentence encoder)."""
+def saved_head_labels(source: str, head: TaskHead) -> int | None:
+    """How many labels the saved model's `head` has, or None when the checkpoint has no such head (a base model
+    such as the MiniLM sentence encoder)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(source)
     architectures = getattr(config, "architectures", None) or []
-    if not any(name.endswith("ForSequenceClassification") for name in architectures):
+    if not any(name.endswith(head.architecture_suffix) for name in architectures):
         return None
     return int(config.num_labels)
 
 
-def load_classifier(name: str, task: TaskSpec | None, *, trust_remote_code: bool = False,
-                    fine_tuned_head: bool = False) -> LoadedModel:
-    """Load a sequence classifier sized for `task` (a fresh head when the checkpoint has none or another size),
+def load_model(name: str, task: TaskSpec | None, *, trust_remote_code: bool = False,
+               fine_tuned_head: bool = False) -> LoadedModel:
+    """Load the model of `task`'s head sized for it (a fresh head when the checkpoint has none or another size),
     or exactly as saved when `task` is None. With `fine_tuned_head`, the model is used as already fine-tuned on
     the task: a head of another size is an error rather than silently replaced. Folded models are rebuilt at
     their folded shape."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     source = check_model_source(name, key="model")
     local = Path(source).is_dir()
-    label_kwargs = _label_kwargs(task)
     try:
+        if task is None:
+            head = head_of_architectures(getattr(AutoConfig.from_pretrained(source), "architectures", None))
+            label_kwargs: dict[str, Any] = {}
+        else:
+            head, label_kwargs = head_of_task(task), head_of_task(task).config_kwargs(task)
         if fine_tuned_head and task is not None:
-            saved = saved_head_labels(source)
+            saved = saved_head_labels(source, head)
             if saved is not None and saved != task.num_labels:
                 raise ModelLoadError(
                     f"{source} is a classifier with {saved} label(s), but task {task.name} has {task.num_labels}: "
@@ -164,9 +162,9 @@ def load_classifier(name: str, task: TaskSpec | None, *, trust_remote_code: bool
             if config.num_labels != saved_labels:
                 raise ModelLoadError(f"folded model {source} has {saved_labels} labels; the task needs "
                                      f"{config.num_labels}")
-            model = _load_folded(Path(source), config, structure)
+            model = _load_folded(Path(source), config, structure, head)
         else:
-            model, info = AutoModelForSequenceClassification.from_pretrained(
+            model, info = _model_class(head).from_pretrained(
                 source,
                 config=config,
                 trust_remote_code=trust_remote_code,
@@ -221,7 +219,7 @@ def check_tokenizer(tokenizer: Any, source: str, *, embedding_rows: int) -> None
                              f"{embedding_rows} rows: they belong to different models")
 
 
-def save_classifier(model: Any, tokenizer: Any, directory: Path) -> None:
+def save_model(model: Any, tokenizer: Any, directory: Path) -> None:
     """Write config, safetensors weights and tokenizer files into `directory` (callers make it atomic)."""
     model.save_pretrained(directory)  # transformers 5 writes safetensors only
     tokenizer.save_pretrained(directory)

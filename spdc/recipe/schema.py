@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from spdc.data.metrics import METRICS
 from spdc.data.tasks import GLUE_TASKS, canonical_task_name
+from spdc.heads import HEADS
 
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # one path component, never '.', '..' or hidden
 
@@ -52,6 +53,9 @@ class TaskConfig(StrictModel):
     regression: bool = Field(False, description="custom: the label is a real number (one output).")
     metrics: list[str] | None = Field(
         None, description="custom: metrics to report; the first selects the best checkpoint.")
+    head: str | None = Field(
+        None, description=f"Task head ({', '.join(HEADS)}); null: the task's own (sequence-regression for stsb "
+        "and custom `regression: true`, sequence-classification otherwise).")
     max_seq_length: int = Field(128, gt=0, le=32_768, description="Truncate tokenised inputs to this many tokens.")
     max_train_samples: int | None = Field(
         None, gt=0, le=1_000_000_000, description="Use only the first N training rows.")
@@ -62,6 +66,25 @@ class TaskConfig(StrictModel):
         0.0, ge=0, le=0.5,
         description="Hold out this fraction of the training rows (a fixed seeded split) as a validation split: the "
         "best checkpoint is selected on it, never on dev, and it is not trained on. 0: select on dev.")
+
+    @field_validator("head")
+    @classmethod
+    def _check_head(cls, head: str | None, info: ValidationInfo) -> str | None:
+        if head is None:
+            return None
+        if head not in HEADS:
+            raise ValueError(f"unknown head (known: {', '.join(HEADS)})")
+        name = canonical_task_name(str(info.data.get("name", "")))
+        implied = (GLUE_TASKS[name].head if name is not None else
+                   "sequence-regression" if info.data.get("regression") else "sequence-classification")
+        if head != implied:
+            raise ValueError(f"task {info.data.get('name')!r} needs the {implied} head")
+        return head
+
+    def implied_fields(self) -> set[str]:
+        """Fields left at a default that changes nothing (a head of null is the task's own): not part of the
+        fingerprints, so a recipe resumes whether it names its head or not."""
+        return {"head"} if self.head is None else set()
 
     @model_validator(mode="after")
     def _check_source(self) -> TaskConfig:
@@ -332,7 +355,7 @@ class Recipe(StrictModel):
     def teacher_fingerprint(self) -> str:
         """Hash of what fine-tuning the teacher depends on (seed, task, teacher): a teacher run is reused only
         for a recipe with the same teacher fingerprint."""
-        data = {"seed": self.seed, "task": self.task.model_dump(mode="json"),
+        data = {"seed": self.seed, "task": self.task.model_dump(mode="json", exclude=self.task.implied_fields()),
                 "teacher": self.teacher.model_dump(mode="json", exclude={"finetuned"})}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -340,4 +363,6 @@ class Recipe(StrictModel):
         """Hash of the resolved recipe, used to refuse resuming a run with a different recipe (export and
         tracking settings do not change training, so they are left out)."""
         data = self.model_dump(mode="json", exclude=set(ignore))
+        if "task" in data:
+            data["task"] = self.task.model_dump(mode="json", exclude=self.task.implied_fields())
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

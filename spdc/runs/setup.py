@@ -10,13 +10,14 @@ from typing import Any
 
 import torch
 
-from spdc.data.batching import DynamicPaddingCollator, EncodedSplit, encode
+from spdc.data.batching import EncodedSplit
 from spdc.data.examples import SplitData, hold_out
-from spdc.data.metrics import constant_baseline
 from spdc.data.sources import load_split, task_spec
 from spdc.data.tasks import TaskSpec
+from spdc.heads import TaskHead, head_of_task
+from spdc.heads.base import Collate
 from spdc.models.families import check_sequence_length
-from spdc.models.loading import check_model_source, load_classifier
+from spdc.models.loading import check_model_source, load_model
 from spdc.recipe.schema import Recipe
 from spdc.runs.directory import RunDirectory, check_run_output
 from spdc.runs.distributed import default_threads, init_distributed, rank_device
@@ -36,6 +37,7 @@ class RunOptions:
 @dataclass
 class PreparedRun:
     spec: TaskSpec
+    head: TaskHead
     dev_name: str
     train_split: SplitData
     dev_split: SplitData
@@ -43,7 +45,7 @@ class PreparedRun:
     train_data: EncodedSplit
     dev_data: EncodedSplit
     validation_data: EncodedSplit | None
-    collate: DynamicPaddingCollator
+    collate: Collate
     model: Any
     tokenizer: Any
     model_source: str
@@ -54,8 +56,7 @@ class PreparedRun:
 
     def dev_baseline(self) -> dict[str, float]:
         """The dev metrics of predicting the dev split's most frequent label (regression: its mean) for every row."""
-        return constant_baseline(self.dev_data.labels, self.spec.metrics, regression=self.spec.is_regression,
-                                 num_labels=self.spec.num_labels)
+        return self.head.constant_baseline(self.dev_data.labels, self.spec)
 
     def data_summary(self) -> dict[str, SplitSummary]:
         """Rows used and dropped per split, and where they came from (for summary.json and the CLI)."""
@@ -91,7 +92,7 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
     if recipe.task.validation_fraction:
         train_split, validation_split = hold_out(train_split, recipe.task.validation_fraction)
     dev_split = load_split(recipe.task, dev_name)
-    loaded = load_classifier(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code,
+    loaded = load_model(recipe.teacher.model, spec, trust_remote_code=recipe.teacher.trust_remote_code,
                              fine_tuned_head=recipe.teacher.finetuned and options.expects_finetuned_teacher)
     check_sequence_length(loaded.model.config, recipe.task.max_seq_length, what="task.max_seq_length",
                           model=recipe.teacher.model)
@@ -101,13 +102,16 @@ def prepare_run(recipe: Recipe, options: RunOptions) -> PreparedRun:
     environment = run.write_environment(device.type, threads, precision=precision,
                                         precision_requested=recipe.precision)
     max_len = recipe.task.max_seq_length
+    head = head_of_task(spec)
+
+    def encoded(split: SplitData) -> EncodedSplit:
+        return head.encode(split.examples, loaded.tokenizer, max_len)
+
     return PreparedRun(
-        spec=spec, dev_name=dev_name, train_split=train_split, dev_split=dev_split,
-        validation_split=validation_split,
-        train_data=encode(train_split.examples, loaded.tokenizer, max_len),
-        dev_data=encode(dev_split.examples, loaded.tokenizer, max_len),
-        validation_data=encode(validation_split.examples, loaded.tokenizer, max_len) if validation_split else None,
-        collate=DynamicPaddingCollator(loaded.tokenizer, regression=spec.is_regression),
+        spec=spec, head=head, dev_name=dev_name, train_split=train_split, dev_split=dev_split,
+        validation_split=validation_split, train_data=encoded(train_split), dev_data=encoded(dev_split),
+        validation_data=encoded(validation_split) if validation_split else None,
+        collate=head.collator(loaded.tokenizer),
         model=loaded.model, tokenizer=loaded.tokenizer, model_source=loaded.source, device=device,
         precision=precision, run=run, environment=environment,
     )

@@ -32,7 +32,7 @@ from spdc.core.atomic import atomic_directory
 from spdc.core.console import progress_bar, stderr
 from spdc.core.errors import CheckpointError, DivergedError, RecipeError
 from spdc.data.tasks import TaskSpec
-from spdc.models.loading import save_classifier
+from spdc.models.loading import save_model
 from spdc.recipe.schema import TrainingConfig
 from spdc.runs.directory import RunDirectory
 from spdc.runs.distributed import barrier, context, note_checkpoints
@@ -321,7 +321,7 @@ class Trainer:
             progress.best_metric, progress.best_step, progress.best_eval = score, global_step, dev
             progress.best_validation = validation
             with atomic_directory(self.run.model_dir) as tmp:
-                save_classifier(self.model, self.tokenizer, tmp)
+                save_model(self.model, self.tokenizer, tmp)
         train_part = f", train {train[self.task.main_metric]:.4f}" if train else ""
         best = f"best {progress.best_metric:.4f} @ {progress.best_step}" if progress.best_step else "no best yet"
         main = self.task.main_metric
