@@ -33,7 +33,7 @@ from spdc.models.families import encoder_layers, family_of
 from spdc.models.loading import load_model
 from spdc.recipe import DistillationConfig, GraftingConfig, StageConfig, StudentConfig, load_recipe
 from spdc.runs.directory import RunDirectory
-from spdc.runs.setup import RunOptions
+from spdc.runs.setup import RunOptions, TrainingInputs
 from spdc.training.finetune import finetune
 from spdc.training.loop import Trainer, TrainingPlugin
 
@@ -484,9 +484,11 @@ def test_a_step_that_grafts_only_teacher_layers_learns_nothing_and_advances(tiny
             method=METHODS["spd"], stage=stage, grafting=grafting, distillation=DistillationConfig(),
             teacher=teacher, layer_map=layer_map, recorder=recorder, head=HEADS["sequence-classification"],
             pruner=None, pruning_offset=0)
-        trainer = Trainer(model=student, tokenizer=tokenizer, task=get_task("sst2"), train_data=rows, dev_data=rows,
-                          collate=HEADS["sequence-classification"].collator(tokenizer), config=stage, run=run,
-                          device=torch.device("cpu"), seed=0, fingerprint="f", plugin=plugin, show_progress=False)
+        inputs = TrainingInputs(spec=get_task("sst2"), tokenizer=tokenizer, train_data=rows, dev_data=rows,
+                                validation_data=None, collate=HEADS["sequence-classification"].collator(tokenizer),
+                                run=run, device=torch.device("cpu"))
+        trainer = Trainer(model=student, inputs=inputs, config=stage, seed=0, fingerprint="f", plugin=plugin,
+                          show_progress=False)
         trainer.fit()
     assert trainer.skipped_steps == 3 and trainer.scheduler.last_epoch == 3
     assert all(torch.equal(before[name], value) for name, value in student.state_dict().items())

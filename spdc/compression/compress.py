@@ -151,12 +151,12 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
     family = family_of(teacher)
     student, layer_map = build_student(teacher, family, recipe.student, recipe.distillation.layer_map)
     teacher.to(device)
-    train_data, dev_data, collate = prepared.train_data, prepared.dev_data, prepared.collate
-    teacher_dev = evaluate(teacher, dev_data, spec, collate=collate, batch_size=recipe.stages[0].eval_batch_size,
-                           device=device, description="teacher dev", show_progress=options.show_progress)
+    teacher_dev = evaluate(teacher, prepared.dev_data, spec, collate=prepared.collate,
+                           batch_size=recipe.stages[0].eval_batch_size, device=device, description="teacher dev",
+                           show_progress=options.show_progress)
 
     linears = prunable_linears(encoder_layers(student, family), family)
-    stage_steps = [_steps(stage, len(train_data)) for stage in recipe.stages]
+    stage_steps = [_steps(stage, len(prepared.train_data)) for stage in recipe.stages]
     pruning_total = sum(steps for steps, stage in zip(stage_steps, recipe.stages, strict=True) if stage.prune)
     pruner = Pruner(recipe.pruning, linears, EncoderShape.of(student), pruning_total) if recipe.pruning else None
     cut = _before_training(student, pruner, recipe, prepared, resume=options.resume,
@@ -186,11 +186,9 @@ def compress(recipe: Recipe, options: RunOptions) -> CompressSummary:
                     kept_heads=cut.structure.heads if cut is not None else None,
                 )
                 trainer = Trainer(
-                    model=student, tokenizer=prepared.tokenizer, task=spec, train_data=train_data,
-                    dev_data=dev_data, collate=collate, config=stage, run=run, device=device, seed=recipe.seed,
+                    model=student, inputs=prepared.training_inputs(), config=stage, seed=recipe.seed,
                     fingerprint=fingerprint, plugin=plugin, stage=StagePosition(index, stage.name, offset),
                     progress=progress, show_progress=options.show_progress,
-                    validation_data=prepared.validation_data, precision=prepared.precision,
                 )
                 if options.resume and index == resume_stage:
                     trainer.resume()

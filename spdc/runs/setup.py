@@ -34,6 +34,21 @@ class RunOptions:
     expects_finetuned_teacher: bool = False  # compress: the teacher's classifier head must fit the task
 
 
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What every stage of a run trains and evaluates on, and where it writes: one typed value for the trainer."""
+
+    spec: TaskSpec
+    tokenizer: Any
+    train_data: EncodedSplit
+    dev_data: EncodedSplit
+    validation_data: EncodedSplit | None
+    collate: Collate
+    run: RunDirectory
+    device: torch.device
+    precision: str = "fp32"
+
+
 @dataclass
 class PreparedRun:
     spec: TaskSpec
@@ -53,6 +68,11 @@ class PreparedRun:
     precision: str
     run: RunDirectory
     environment: dict[str, Any]
+
+    def training_inputs(self) -> TrainingInputs:
+        return TrainingInputs(spec=self.spec, tokenizer=self.tokenizer, train_data=self.train_data,
+                              dev_data=self.dev_data, validation_data=self.validation_data, collate=self.collate,
+                              run=self.run, device=self.device, precision=self.precision)
 
     def dev_baseline(self) -> dict[str, float]:
         """The dev metrics of predicting the dev split's most frequent label (regression: its mean) for every row."""

@@ -21,12 +21,8 @@ def finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
 def _finetune(recipe: Recipe, options: RunOptions) -> FinetuneSummary:
     started = time.perf_counter()
     prepared = prepare_run(recipe, options)
-    trainer = Trainer(
-        model=prepared.model, tokenizer=prepared.tokenizer, task=prepared.spec, train_data=prepared.train_data,
-        dev_data=prepared.dev_data, collate=prepared.collate, config=recipe.teacher.finetune, run=prepared.run,
-        device=prepared.device, seed=recipe.seed, fingerprint=recipe.teacher_fingerprint(),
-        show_progress=options.show_progress, validation_data=prepared.validation_data, precision=prepared.precision,
-    )
+    trainer = Trainer(model=prepared.model, inputs=prepared.training_inputs(), config=recipe.teacher.finetune,
+                      seed=recipe.seed, fingerprint=recipe.teacher_fingerprint(), show_progress=options.show_progress)
     if options.resume:
         trainer.resume()
     result = trainer.fit()

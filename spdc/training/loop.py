@@ -31,13 +31,12 @@ from torch.nn.parallel import DistributedDataParallel
 from spdc.core.atomic import atomic_directory
 from spdc.core.console import progress_bar, stderr
 from spdc.core.errors import CheckpointError, DivergedError, RecipeError
-from spdc.data.tasks import TaskSpec
 from spdc.models.loading import save_model
 from spdc.recipe.schema import TrainingConfig
-from spdc.runs.directory import RunDirectory
 from spdc.runs.distributed import barrier, context, note_checkpoints
 from spdc.runs.records import EvalRecord, TrainRecord
 from spdc.runs.runtime import autocast
+from spdc.runs.setup import TrainingInputs
 from spdc.training.checkpoint import TrainerProgress, latest_checkpoint, load_checkpoint, save_checkpoint
 from spdc.training.evaluation import evaluate
 from spdc.training.lr_schedule import linear_warmup_decay
@@ -119,46 +118,40 @@ def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 
 
 class Trainer:
-    """Trains `model` for one stage on `train_data`, evaluating on `dev_data`; writes everything into `run`."""
+    """Trains `model` for one stage on the inputs' training rows, evaluating on their dev (and validation) rows;
+    writes everything into their run directory."""
 
     def __init__(
         self,
         *,
         model: torch.nn.Module,
-        tokenizer: Any,
-        task: TaskSpec,
-        train_data: Any,
-        dev_data: Any,
-        collate: Any,
+        inputs: TrainingInputs,
         config: TrainingConfig,
-        run: RunDirectory,
-        device: torch.device,
         seed: int,
         fingerprint: str,
         plugin: TrainingPlugin | None = None,
         stage: StagePosition | None = None,
         progress: TrainerProgress | None = None,
         show_progress: bool = True,
-        validation_data: Any = None,
-        precision: str = "fp32",
     ) -> None:
+        device = inputs.device
         self.model = model.to(device)
-        self.tokenizer = tokenizer
-        self.task = task
-        self.train_data = train_data
-        self.dev_data = dev_data
-        self.validation_data = validation_data
-        self.precision = precision
-        self.collate = collate
+        self.tokenizer = inputs.tokenizer
+        self.task = inputs.spec
+        self.train_data = inputs.train_data
+        self.dev_data = inputs.dev_data
+        self.validation_data = inputs.validation_data
+        self.precision = inputs.precision
+        self.collate = inputs.collate
         self.config = config
-        self.run = run
+        self.run = inputs.run
         self.device = device
         self.seed = seed
         self.fingerprint = fingerprint
         self.plugin = plugin or TrainingPlugin()
         self.stage = stage or StagePosition()
         self.show_progress = show_progress and context().is_main
-        self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+        self.steps_per_epoch = math.ceil(len(self.train_data) / config.batch_size)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         self.distributed = context()
         self.micro_batches = self.distributed.world_size * config.gradient_accumulation_steps
@@ -170,7 +163,7 @@ class Trainer:
             self.forward = DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=self.plugin.partial_graph())
-        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.optimizer = torch.optim.AdamW(
             _decay_groups(model, config.weight_decay), lr=config.learning_rate, eps=config.adam_epsilon
         )
@@ -178,7 +171,7 @@ class Trainer:
             self.optimizer, total_steps=self.total_steps, warmup_ratio=config.warmup_ratio
         )
         self.progress = progress or TrainerProgress()
-        note_checkpoints(run.checkpoints_dir)  # named if this job loses a rank
+        note_checkpoints(self.run.checkpoints_dir)  # named if this job loses a rank
         self.step = 0  # completed steps of this stage
         self.skipped_steps = 0  # steps with nothing to learn (see _train_step)
         self._epoch_order: tuple[int, list[int]] | None = None
