@@ -397,12 +397,19 @@ def warm_start_section(rows: list[dict]) -> list[str]:
                "no measurable effect; the default stays off (it costs 32 extra batches of scoring)."))
     if not lines:
         return []
-    return ["## SPD warm start (`pruning.warm_start: true`)", "",
-            ("SPD at 85% on the cubic schedule, its first mask update from first-order scores of 32 batches taken "
-             "before training (the warm start) or from the scores gathered during the first steps alone (the grid); "
-             "everything else equal, two seeds."), "",
-            "| task | structure | start | seed | dev | validation | best / steps | run min |",
-            "|---|---|---|---:|---:|---:|---:|---:|", *lines, "", *verdicts, ""]
+    return table_section(
+        "SPD warm start (`pruning.warm_start: true`)",
+        ("SPD at 85% on the cubic schedule, its first mask update from first-order scores of 32 batches taken before "
+         "training (the warm start) or from the scores gathered during the first steps alone (the grid); everything "
+         "else equal, two seeds."),
+        "| task | structure | start | seed | dev | validation | best / steps | run min |",
+        "|---|---|---|---:|---:|---:|---:|---:|", lines, verdicts)
+
+
+def table_section(title: str, intro: str, header: str, alignment: str, table: list[str], verdicts: list[str]
+                  ) -> list[str]:
+    """A page section: heading, what it compares, its table, then the verdicts read from it."""
+    return [f"## {title}", "", intro, "", header, alignment, *table, "", *verdicts, ""]
 
 
 def setting(variant: str, method: str) -> str:
@@ -444,12 +451,13 @@ def tuning_section(rows: list[dict]) -> list[str]:
                    "one seed)."))
     if not table:  # no tuning run has a grid run to stand beside yet
         return []
-    return ["## Tuning: learning rate and grafting ramp, chosen on validation", "",
-            ("Seed 42, each setting one run of `python benchmarks/frontier_minilm.py --only <task>-<structure>-"
-             "<method>-lr` (or `-ramp`); everything else as in the grid. The validation column selects; dev is shown "
-             "for the record and played no part in the choice."), "",
-            "| task | structure | method | setting | validation (selects) | dev (not used) | best / steps | chosen |",
-            "|---|---|---|---|---:|---:|---:|---|", *table, "", *verdicts, ""]
+    return table_section(
+        "Tuning: learning rate and grafting ramp, chosen on validation",
+        ("Seed 42, each setting one run of `python benchmarks/frontier_minilm.py --only "
+         "<task>-<structure>-<method>-lr` (or `-ramp`); everything else as in the grid. The validation column "
+         "selects; dev is shown for the record and played no part in the choice."),
+        "| task | structure | method | setting | validation (selects) | dev (not used) | best / steps | chosen |",
+        "|---|---|---|---|---:|---:|---:|---|", table, verdicts)
 
 
 def precision_runs() -> dict[str, list[dict]]:

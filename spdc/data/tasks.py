@@ -44,7 +44,7 @@ class TaskSpec:
     @property
     def head(self) -> str:
         """The task head (spdc.heads) its outputs need."""
-        return "sequence-regression" if self.label_names is None else "sequence-classification"
+        return implied_head(regression=self.label_names is None)
 
     @property
     def num_labels(self) -> int:
@@ -54,6 +54,11 @@ class TaskSpec:
     def dev_splits(self) -> tuple[str, ...]:
         """The evaluation splits (MNLI has matched and mismatched)."""
         return tuple(name for name in self.splits if name != "train")
+
+
+def implied_head(*, regression: bool) -> str:
+    """The head a GLUE-style task needs when the recipe names none: one real number, or one label per row."""
+    return "sequence-regression" if regression else "sequence-classification"
 
 
 _PAIR = ColumnSpec(text="sentence1", text_pair="sentence2", label="label")

@@ -142,19 +142,20 @@ def load_model(name: str, task: TaskSpec | None, *, trust_remote_code: bool = Fa
     source = check_model_source(name, key="model")
     local = Path(source).is_dir()
     try:
-        if task is None:
-            head = head_of_architectures(getattr(AutoConfig.from_pretrained(source), "architectures", None))
-            label_kwargs: dict[str, Any] = {}
-        else:
-            head, label_kwargs = head_of_task(task), head_of_task(task).config_kwargs(task)
-        if fine_tuned_head and task is not None:
-            saved = saved_head_labels(source, head)
+        task_head: TaskHead | None = None
+        label_kwargs: dict[str, Any] = {}
+        if task is not None:
+            task_head = head_of_task(task)
+            label_kwargs = task_head.config_kwargs(task)
+            saved = saved_head_labels(source, task_head) if fine_tuned_head else None
             if saved is not None and saved != task.num_labels:
                 raise ModelLoadError(
                     f"{source} is a classifier with {saved} label(s), but task {task.name} has {task.num_labels}: "
                     "it was fine-tuned for another task. Use a teacher fine-tuned on this task, or set "
                     "teacher.finetuned: false to fine-tune it first (with a new head)")
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **label_kwargs)
+        # without a task, the saved model's own head (read from the config loaded above, not a second time)
+        head = task_head or head_of_architectures(getattr(config, "architectures", None))
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         structure = structure_of(config)
         if structure is not None:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from spdc.data.metrics import METRICS
-from spdc.data.tasks import GLUE_TASKS, canonical_task_name
+from spdc.data.tasks import GLUE_TASKS, canonical_task_name, implied_head
 from spdc.heads import HEADS
 
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # one path component, never '.', '..' or hidden
@@ -76,7 +76,7 @@ class TaskConfig(StrictModel):
             raise ValueError(f"unknown head (known: {', '.join(HEADS)})")
         name = canonical_task_name(str(info.data.get("name", "")))
         implied = (GLUE_TASKS[name].head if name is not None else
-                   "sequence-regression" if info.data.get("regression") else "sequence-classification")
+                   implied_head(regression=bool(info.data.get("regression"))))
         if head != implied:
             raise ValueError(f"task {info.data.get('name')!r} needs the {implied} head")
         return head
